@@ -1,0 +1,83 @@
+"""Content-addressed store of raw mail and attachment bytes, durable before any commit."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class ArchiveError(OSError):
+    """The archive cannot take a file (disk full, permissions): the caller must not commit."""
+
+
+class MailArchive:
+    """Files named by their sha256 under `root/ab/cd/<hash>`; writing the same bytes twice is free."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes) -> str:
+        """Store bytes durably and return their sha256 hex digest.
+
+        The file is written to a temporary name, fsync'ed, renamed into place and its
+        directory fsync'ed, so that after put() returns a crash cannot lose it.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        final = self._path(digest)
+        if final.exists():
+            return digest
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise ArchiveError(exc.errno, f"mail archive cannot store {digest}: {exc.strerror}") from exc
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        if not (len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise KeyError(digest)
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise KeyError(digest) from exc
+
+    def has(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def delete(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob("??/??/*") if not p.name.startswith("."))
+
+    def check_writable(self) -> None:
+        """Raise ArchiveError when the archive cannot take files (for health checks)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise ArchiveError(exc.errno, f"mail archive {self.root} is not writable: {exc.strerror}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

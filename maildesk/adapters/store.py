@@ -1,0 +1,324 @@
+"""The ticket store: threading lookups and the one transaction that applies a decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from maildesk.adapters.database import session_scope
+from maildesk.adapters.db_models import (
+    AttachmentRow, Contact, EventRow, MessageRow, Organisation, OutboxRow, Participant,
+    ProcessedMail, QuarantineEntry, Ticket,
+)
+from maildesk.core.decision import Context, Notice, TicketView, Triage
+from maildesk.core.lifecycle import WAITING_STATUSES
+from maildesk.core.model import MailKind, Outcome, Reason
+from maildesk.service.ports import Composer, Incoming, IngestResult, NoticeTarget, Outgoing
+
+
+class SqlTicketStore:
+    """TicketStore over SQLAlchemy: SQLite by default, PostgreSQL in production."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reads ---------------------------------------------------------------------------
+    def processed(self, key: str) -> IngestResult | None:
+        with session_scope(self.engine) as s:
+            row = s.get(ProcessedMail, key)
+            if row is None:
+                return None
+            return IngestResult(Outcome(row.outcome), row.decision.get("rule", ""), row.ticket_id, row.quarantine_id, (), key)
+
+    def context(self, triage: Triage) -> Context:
+        with session_scope(self.engine) as s:
+            sender_org = None
+            if triage.sender:
+                contact = s.exec(select(Contact).where(Contact.email == triage.sender)).first()
+                sender_org = contact.organisation_id if contact else None
+            ticket, signal = None, None
+            for ref in triage.refs:
+                number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
+                row = s.get(Ticket, number) if number is not None else None
+                if row is not None:
+                    ticket, signal = _view(s, row), ref
+                    break
+            bounced = None
+            if triage.kind is MailKind.BOUNCE:
+                bounced = next((n for n in map(lambda i: _ticket_of_message_id(s, i), triage.bounced_ids) if n), None)
+            reused = False
+            if triage.mail.message_id:
+                reused = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first() is not None
+            return Context(ticket, signal, sender_org, bounced, reused)
+
+    # -- the one write -------------------------------------------------------------------
+    def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
+        try:
+            with session_scope(self.engine) as s:
+                return _Apply(s, incoming, now, composer).run()
+        except sa.exc.IntegrityError:
+            # the same message committed meanwhile by another session or instance
+            prior = self.processed(incoming.key)
+            if prior is None:
+                raise
+            return IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), incoming.key)
+
+
+def _ticket_of_message_id(s: Session, message_id: str) -> int | None:
+    if not message_id:
+        return None
+    found = s.exec(select(MessageRow.ticket_id).where(MessageRow.message_id == message_id)).first()
+    if found is None:
+        found = s.exec(select(OutboxRow.ticket_id).where(OutboxRow.message_id == message_id)).first()
+    return found
+
+
+def _view(s: Session, row: Ticket) -> TicketView:
+    requester = s.get(Contact, row.requester_id)
+    participants = s.exec(select(Participant.email).where(Participant.ticket_id == row.id)).all()
+    return TicketView(
+        row.id or 0, row.status, row.subject, requester.email if requester else "",
+        row.organisation_id, tuple(participants), row.owner,
+    )
+
+
+def ticket_snapshot(s: Session, ticket: Ticket) -> dict[str, Any]:
+    """The committed ticket as plain values for templates and JSON output."""
+    requester = s.get(Contact, ticket.requester_id)
+    org = s.get(Organisation, ticket.organisation_id) if ticket.organisation_id else None
+    return {
+        "number": ticket.id, "subject": ticket.subject, "status": ticket.status,
+        "close_reason": ticket.close_reason, "impact": ticket.impact, "priority": ticket.priority,
+        "priority_source": ticket.priority_source, "line": ticket.line, "owner": ticket.owner,
+        "desk": ticket.desk, "requester_email": requester.email if requester else "",
+        "requester_name": requester.name if requester else "", "organisation": org.name if org else "",
+        "created_at": ticket.created_at, "updated_at": ticket.updated_at,
+        "accept_due_at": ticket.accept_due_at, "waiting_since": ticket.waiting_since,
+        "closed_at": ticket.closed_at, "linked_ticket": ticket.linked_ticket_id,
+    }
+
+
+def thread_ids(s: Session, ticket_id: int) -> tuple[str, ...]:
+    """Message-IDs of a ticket's mail in order, for References: the first and the latest."""
+    incoming = s.exec(
+        select(MessageRow.message_id).where(MessageRow.ticket_id == ticket_id, MessageRow.message_id.is_not(None))
+        .order_by(MessageRow.id)
+    ).all()
+    sent = s.exec(select(OutboxRow.message_id).where(OutboxRow.ticket_id == ticket_id).order_by(OutboxRow.id)).all()
+    ids = [i for i in incoming if i][:1] + [i for i in incoming if i][1:][-5:] + list(sent)[-5:]
+    return tuple(dict.fromkeys(ids))
+
+
+class _Apply:
+    """Writes one decision: ticket, message, attachments, events, outbox, processed key."""
+
+    def __init__(self, s: Session, incoming: Incoming, now: datetime, composer: Composer) -> None:
+        self.s, self.inc, self.now, self.composer = s, incoming, now, composer
+        self.d = incoming.decision
+        self.t = incoming.triage
+        self.ticket: Ticket | None = None
+        self.message: MessageRow | None = None
+        self.quarantine: QuarantineEntry | None = None
+
+    def run(self) -> IngestResult:
+        if self.inc.replace_key:
+            old = self.s.get(ProcessedMail, self.inc.key)
+            if old is not None:
+                self.s.delete(old)
+                self.s.flush()
+        if self.d.quarantine is not None:
+            self._quarantine(self.d.quarantine, None)
+        if self.d.create is not None:
+            self._create()
+        elif self.d.ticket is not None:
+            self.ticket = self.s.get(Ticket, self.d.ticket, with_for_update=True)
+        if self.ticket is not None:
+            self._message()
+            self._attachments()
+            self._change_status()
+            self._participants()
+            self._events()
+        self._notices()
+        self._processed()
+        return IngestResult(
+            self.d.outcome, self.d.rule, self.ticket.id if self.ticket else None,
+            self.quarantine.id if self.quarantine else None, self.d.reasons, self.inc.key,
+        )
+
+    def _quarantine(self, reason: Reason, ticket_id: int | None) -> QuarantineEntry:
+        mail, env = self.inc.mail, self.inc.envelope
+        sender = ", ".join(a.email for a in mail.from_) if mail else ""
+        entry = QuarantineEntry(
+            at=self.now, reason_code=reason.code, detail=reason.detail, source=env.source,
+            mail_from=env.mail_from, rcpt_tos=list(env.rcpt_tos), peer=env.peer, raw_sha256=self.inc.raw_sha256,
+            message_id=mail.message_id if mail else None, sender=sender[:998],
+            subject=(mail.subject if mail else "")[:1000], ticket_id=ticket_id,
+        )
+        self.s.add(entry)
+        self.s.flush()
+        if self.quarantine is None:
+            self.quarantine = entry
+        return entry
+
+    def _contact(self) -> Contact:
+        assert self.t is not None and self.t.sender
+        fields = self.t.form_fields
+        contact = self.s.exec(select(Contact).where(Contact.email == self.t.sender)).first()
+        if contact is None:
+            contact = Contact(email=self.t.sender, created_at=self.now)
+            self.s.add(contact)
+        contact.name = fields.get("applicant_name") or contact.name or self.t.sender_name
+        contact.position = fields.get("position") or contact.position
+        contact.phone = fields.get("phone") or contact.phone
+        org_name = (fields.get("organisation") or "").strip()[:300]
+        if org_name:
+            org = self.s.exec(select(Organisation).where(Organisation.name == org_name)).first()
+            if org is None:
+                org = Organisation(name=org_name)
+                self.s.add(org)
+                self.s.flush()
+            contact.organisation_id = org.id
+        self.s.flush()
+        return contact
+
+    def _create(self) -> None:
+        create = self.d.create
+        assert create is not None and self.t is not None
+        contact = self._contact()
+        desk = next(iter(self.inc.envelope.rcpt_tos), "") or _first_desk(self.t)
+        self.ticket = Ticket(
+            subject=create.subject[:1000], desk=desk, requester_id=contact.id or 0,
+            organisation_id=contact.organisation_id, status=create.status, impact=create.impact,
+            priority=create.priority, priority_source=create.priority_source, linked_ticket_id=create.link_to,
+            created_at=self.now, updated_at=self.now,
+            waiting_since=self.now if create.status in WAITING_STATUSES else None,
+        )
+        self.s.add(self.ticket)
+        self.s.flush()
+
+    def _message(self) -> None:
+        mail, t = self.inc.mail, self.t
+        assert self.ticket is not None and mail is not None and t is not None
+        sender = mail.sender
+        self.message = MessageRow(
+            ticket_id=self.ticket.id or 0, direction="in", visibility=self.d.visibility, kind=self.d.message_kind,
+            message_id=mail.message_id, in_reply_to=next(iter(mail.in_reply_to), None),
+            references=list(mail.references)[-20:], sender=t.sender or (sender.email if sender else ""),
+            sender_name=(sender.name if sender else "")[:300], recipients=[a.email for a in mail.to + mail.cc][:50],
+            subject=mail.subject[:1000], text=t.text or mail.text, raw_sha256=self.inc.raw_sha256,
+            source=self.inc.envelope.source, created_at=self.now,
+        )
+        self.s.add(self.message)
+        self.s.flush()
+
+    def _attachments(self) -> None:
+        mail, t = self.inc.mail, self.t
+        assert self.ticket is not None and mail is not None and t is not None and self.message is not None
+        refused = dict(t.refused_files)
+        entry = None
+        for index, (att, sha) in enumerate(zip(mail.attachments, self.inc.attachment_shas)):
+            reason = refused.get(index)
+            if reason is not None and entry is None:
+                entry = self._quarantine(reason, self.ticket.id)
+            self.s.add(AttachmentRow(
+                message_row_id=self.message.id, ticket_id=self.ticket.id,
+                quarantine_id=entry.id if reason is not None and entry else None,
+                filename=_safe_name(att.filename, index)[:255], content_type=att.content_type[:255],
+                size=att.size, sha256=sha, state="refused" if reason else "kept", reason=str(reason or "")[:500],
+            ))
+
+    def _change_status(self) -> None:
+        ticket, new = self.ticket, self.d.new_status
+        assert ticket is not None
+        ticket.updated_at = self.now
+        if new is None or new == ticket.status:
+            return
+        ticket.status = new
+        ticket.version += 1
+        ticket.waiting_since = self.now if new in WAITING_STATUSES else None
+        ticket.reminded_at = None
+        if new == "closed":
+            ticket.close_reason, ticket.closed_at = self.d.close_reason, self.now
+        else:
+            ticket.close_reason, ticket.closed_at = None, None
+
+    def _participants(self) -> None:
+        assert self.ticket is not None
+        known = set(self.s.exec(select(Participant.email).where(Participant.ticket_id == self.ticket.id)).all())
+        for email in dict.fromkeys(self.d.add_participants):
+            if email not in known:
+                self.s.add(Participant(ticket_id=self.ticket.id or 0, email=email[:320]))
+
+    def _events(self) -> None:
+        assert self.ticket is not None
+        actor = (self.t.sender if self.t else None) or "system"
+        for action, detail in self.d.events:
+            self.s.add(EventRow(
+                ticket_id=self.ticket.id or 0, at=self.now, actor=actor, action=action, detail=dict(detail),
+                message_row_id=self.message.id if self.message else None,
+            ))
+
+    def _notices(self) -> None:
+        if not self.d.notices:
+            return
+        snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
+        ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
+        for notice in self.d.notices:
+            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, ids, self.inc.mail,
+                                  {"refused": self._refused_info(notice)})
+            out = self.composer.compose(target, self.now) if target.recipients or notice.to in ("agents", "owner") else None
+            if out is not None:
+                self._outbox(out)
+
+    def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
+        if notice.to == "sender":
+            return (self.t.sender,) if self.t and self.t.sender else ()
+        if notice.to == "requester":
+            found = [snapshot["requester_email"]] if snapshot else []
+            if self.ticket is not None and notice.event in ("agent_reply", "resolved", "closed"):
+                found += list(self.s.exec(select(Participant.email).where(Participant.ticket_id == self.ticket.id)).all())
+            return tuple(dict.fromkeys(e for e in found if e))
+        if notice.to in ("agents", "owner"):
+            return ()  # the composer knows the agents
+        return (notice.to,)
+
+    def _refused_info(self, notice: Notice) -> list[dict[str, Any]]:
+        if notice.event != "attachment_refused" or self.inc.mail is None or self.t is None:
+            return []
+        atts = self.inc.mail.attachments
+        return [{"name": _safe_name(atts[i].filename, i), "size": atts[i].size, "reason": r.code} for i, r in self.t.refused_files]
+
+    def _outbox(self, out: Outgoing) -> None:
+        self.s.add(OutboxRow(
+            ticket_id=self.ticket.id if self.ticket else None, event=out.event, recipients=list(out.recipients),
+            message_id=out.message_id, raw=out.raw, automatic=out.automatic, state="pending",
+            next_attempt_at=self.now, created_at=self.now,
+        ))
+        if self.ticket is not None:
+            self.s.add(EventRow(ticket_id=self.ticket.id or 0, at=self.now, actor="system", action="notified",
+                                detail={"event": out.event, "to": list(out.recipients), "message_id": out.message_id}))
+
+    def _processed(self) -> None:
+        mail = self.inc.mail
+        self.s.add(ProcessedMail(
+            key=self.inc.key, message_id=mail.message_id if mail else None, raw_sha256=self.inc.raw_sha256,
+            outcome=self.d.outcome.value, ticket_id=self.ticket.id if self.ticket else None,
+            quarantine_id=self.quarantine.id if self.quarantine else None,
+            message_row_id=self.message.id if self.message else None, source=self.inc.envelope.source,
+            at=self.now, decision=dict(self.d.record) or {"rule": self.d.rule},
+        ))
+        self.s.flush()
+
+
+def _first_desk(t: Triage) -> str:
+    return next((a.email.lower() for a in t.mail.to), "")
+
+
+def _safe_name(name: str, index: int) -> str:
+    from maildesk.core.attachments import safe_filename
+
+    return safe_filename(name) if name else f"attachment-{index + 1}"

@@ -1,0 +1,166 @@
+"""(triaged mail, ticket context, policy) → the one Decision for an incoming message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from maildesk.core import lifecycle
+from maildesk.core.decision import Context, Decision, NewTicket, Notice, Triage
+from maildesk.core.model import MailKind, Outcome, Reason
+
+
+@dataclass(frozen=True)
+class DecidePolicy:
+    closed_reply: Literal["new", "reopen", "refuse"] = "new"
+    same_organisation_may_write: bool = True
+    notify_refused: bool = False
+
+
+def decide(triage: Triage, context: Context, policy: DecidePolicy) -> Decision:
+    """The decision for one message; the first rule that applies wins."""
+    decision = _decide(triage, context, policy)
+    record = {
+        "rule": decision.rule,
+        "reasons": [str(r) for r in decision.reasons],
+        "kind": triage.kind.value,
+        "steps": list(triage.rules),
+        "signal": None if context.signal is None else {
+            "signal": context.signal.signal, "value": context.signal.value, "ticket": context.signal.number,
+        },
+        "message_id_reused": context.message_id_reused,
+        "refused_files": [{"index": i, "reason": str(r)} for i, r in triage.refused_files],
+    }
+    return replace(decision, record=record)
+
+
+def _decide(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
+    if t.kind is not MailKind.NORMAL:
+        return _automatic(t, c)
+    if not t.sender_allowed:
+        notices = ()
+        if policy.notify_refused and t.sender_authenticated and t.sender:
+            notices = (Notice("sender_refused", t.sender),)
+        reason = t.sender_reason or Reason("sender.refused")
+        return Decision(Outcome.QUARANTINED, "sender.refused", (reason,), quarantine=reason, notices=notices)
+    if c.ticket is not None:
+        if _may_write(t, c, policy):
+            return _into_ticket(t, c, policy)
+        return _new_ticket(t, link_to=c.ticket.number, rule="thread.not_permitted")
+    return _new_ticket(t, link_to=None, rule="ticket.new")
+
+
+def _automatic(t: Triage, c: Context) -> Decision:
+    """Bounces and auto-replies never create tickets, never get answers, never reset clocks."""
+    reasons = (t.kind_reason,) if t.kind_reason else ()
+    ticket = c.bounced_ticket if t.kind is MailKind.BOUNCE else (c.ticket.number if c.ticket else None)
+    if t.kind is MailKind.OWN_MAIL or ticket is None:
+        return Decision(Outcome.IGNORED, f"automatic.{t.kind.value}", reasons)
+    return Decision(
+        Outcome.IGNORED, f"automatic.{t.kind.value}.recorded", reasons, ticket=ticket,
+        message_kind=t.kind.value, visibility="internal",
+        events=((t.kind.value, {"reason": str(t.kind_reason or "")}),),
+    )
+
+
+def _may_write(t: Triage, c: Context, policy: DecidePolicy) -> bool:
+    ticket = c.ticket
+    assert ticket is not None
+    if t.sender_is_agent or t.sender == ticket.requester or t.sender in ticket.participants:
+        return True
+    same_org = c.sender_org is not None and c.sender_org == ticket.requester_org
+    return policy.same_organisation_may_write and same_org
+
+
+def _refusal_notices(t: Triage) -> tuple[Notice, ...]:
+    if not t.refused_files:
+        return ()
+    return (Notice("attachment_refused", "sender", {"refused": [i for i, _ in t.refused_files]}),)
+
+
+def _new_ticket(t: Triage, link_to: int | None, rule: str) -> Decision:
+    if t.request_invalid is not None:
+        reason = t.request_invalid
+        return Decision(
+            Outcome.QUARANTINED, "request.invalid", (reason,), quarantine=reason,
+            notices=(Notice("request_rejected", "sender", {"reason": reason.code}),),
+        )
+    impact = t.stated_impact
+    status = "feedback" if t.form_missing else "new"
+    create = NewTicket(
+        subject=t.mail.subject.strip(), status=status, impact=impact,
+        priority=lifecycle.default_priority(impact),
+        priority_source="requester" if impact else "default", link_to=link_to,
+    )
+    notices = [Notice("ticket_created", "requester")]
+    if t.form_missing:
+        notices.append(Notice("info_requested", "requester", {"missing": list(t.form_missing)}))
+    notices.extend(_refusal_notices(t))
+    notices.append(Notice("agent_new_ticket", "agents"))
+    events = [("created", {"status": status, "link_to": link_to})]
+    if impact:
+        events.append(("impact_stated", {"impact": impact, "priority": create.priority}))
+    if t.form_missing:
+        events.append(("form_incomplete", {"missing": list(t.form_missing)}))
+    cc = tuple(a.email.lower() for a in t.mail.cc if a.email and a.email.lower() != t.sender)
+    reasons = tuple(r for _, r in t.refused_files)
+    return Decision(
+        Outcome.CREATED, rule, reasons, create=create, add_participants=cc,
+        events=tuple(events), notices=tuple(notices),
+    )
+
+
+def _into_ticket(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
+    ticket = c.ticket
+    assert ticket is not None
+    base = Decision(
+        Outcome.APPENDED, "ticket.append", tuple(r for _, r in t.refused_files), ticket=ticket.number,
+        notices=_refusal_notices(t),
+    )
+    if t.sender_is_agent:
+        return replace(
+            base, rule="agent.reply", events=(("agent_reply", {}),),
+            notices=base.notices + (Notice("agent_reply", "requester", {"agent": t.sender}),),
+        )
+    replied = Notice("agent_requester_replied", "owner")
+    if ticket.status == "feedback":
+        return replace(
+            base, rule="reply.feedback", new_status="in_progress",
+            events=(("requester_replied", {}), ("status", {"from": "feedback", "to": "in_progress"})),
+            notices=base.notices + (replied,),
+        )
+    if ticket.status == "resolved":
+        if lifecycle.is_confirmation(t.text):
+            return replace(
+                base, rule="reply.confirmed", new_status="closed", close_reason="resolved",
+                events=(("confirmed", {}), ("status", {"from": "resolved", "to": "closed"})),
+                notices=base.notices + (Notice("closed", "requester", {"reason": "resolved"}),),
+            )
+        return _reopen(base, "resolved", replied)
+    if ticket.status == "closed":
+        return _closed_reply(t, base, policy, replied)
+    return replace(base, rule="reply.open", events=(("requester_replied", {}),), notices=base.notices + (replied,))
+
+
+def _reopen(base: Decision, old: str, replied: Notice) -> Decision:
+    return replace(
+        base, rule=f"reply.reopen_{old}", new_status="in_progress",
+        events=(("reopened", {}), ("status", {"from": old, "to": "in_progress"})),
+        notices=base.notices + (Notice("reopened", "requester"), replied),
+    )
+
+
+def _closed_reply(t: Triage, base: Decision, policy: DecidePolicy, replied: Notice) -> Decision:
+    assert base.ticket is not None
+    if policy.closed_reply == "reopen":
+        return _reopen(base, "closed", replied)
+    if policy.closed_reply == "refuse":
+        return replace(
+            base, rule="reply.closed_refused", visibility="internal",
+            events=(("closed_reply_refused", {}),),
+            notices=base.notices + (Notice("closed_reply", "sender", {"policy": "refuse"}),),
+        )
+    new = _new_ticket(t, link_to=base.ticket, rule="reply.closed_new")
+    if new.create is None:
+        return new
+    return replace(new, notices=new.notices + (Notice("closed_reply", "requester", {"policy": "new"}),))
