@@ -23,6 +23,7 @@ class MaildeskSection:
     message_id_domain: str = "maildesk.localhost"
     secret: str = ""  # key for minted Message-IDs; generated under data_dir when empty
     secret_file: str = ""
+    templates_dir: str = ""  # admin overrides of templates/, looked up first
     log_format: Literal["text", "json"] = "text"
 
 

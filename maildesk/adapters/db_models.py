@@ -58,8 +58,10 @@ class Contact(SQLModel, table=True):
 class Ticket(SQLModel, table=True):
     __tablename__ = "tickets"
     __table_args__ = (
-        sa.Index("ix_tickets_status_waiting", "status", "waiting_since"),
-        sa.Index("ix_tickets_status_due", "status", "accept_due_at"),
+        sa.Index("ix_tickets_remind", "status", "remind_at"),
+        sa.Index("ix_tickets_stale", "status", "stale_close_at"),
+        sa.Index("ix_tickets_accept_warn", "accepted_at", "accept_warn_at"),
+        sa.Index("ix_tickets_accept_due", "accepted_at", "accept_due_at"),
         {"sqlite_autoincrement": True},
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -78,10 +80,13 @@ class Ticket(SQLModel, table=True):
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
     accepted_at: datetime | None = _ts()
-    accept_due_at: datetime | None = _ts()
+    accept_warn_at: datetime | None = _ts()  # when to warn agents (a share of the acceptance time)
+    accept_due_at: datetime | None = _ts()  # acceptance deadline; moved on while the ticket waits
     accept_warned_at: datetime | None = _ts()
     accept_breached_at: datetime | None = _ts()
     waiting_since: datetime | None = _ts()  # in feedback/resolved: since when the requester is awaited
+    remind_at: datetime | None = _ts()  # due times of the stale-ticket reminder and close
+    stale_close_at: datetime | None = _ts()
     reminded_at: datetime | None = _ts()
     closed_at: datetime | None = _ts()
     version: int = Field(default=1)

@@ -55,6 +55,11 @@ class SqlTicketStore:
                 reused = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first() is not None
             return Context(ticket, signal, sender_org, bounced, reused)
 
+    def quarantine_entry(self, entry_id: int) -> dict[str, Any] | None:
+        from maildesk.adapters.queries import show_quarantine
+
+        return show_quarantine(self.engine, entry_id)
+
     # -- the one write -------------------------------------------------------------------
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
         try:
@@ -128,6 +133,9 @@ class _Apply:
         if self.inc.replace_key:
             old = self.s.get(ProcessedMail, self.inc.key)
             if old is not None:
+                held = self.s.get(QuarantineEntry, old.quarantine_id) if old.quarantine_id else None
+                if held is not None:  # released in the same transaction that processes it again
+                    held.state, held.released_at = "released", self.now
                 self.s.delete(old)
                 self.s.flush()
         if self.d.quarantine is not None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:19:03.123493
+Create Date: 2026-11-22
 """
 from __future__ import annotations
 
@@ -66,10 +66,13 @@ def upgrade() -> None:
     sa.Column('created_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accepted_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('accept_warn_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accept_due_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accept_warned_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('accept_breached_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('waiting_since', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('remind_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('stale_close_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reminded_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', maildesk.adapters.db_models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -80,11 +83,13 @@ def upgrade() -> None:
     sqlite_autoincrement=True
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_tickets_accept_due', ['accepted_at', 'accept_due_at'], unique=False)
+        batch_op.create_index('ix_tickets_accept_warn', ['accepted_at', 'accept_warn_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_owner'), ['owner'], unique=False)
+        batch_op.create_index('ix_tickets_remind', ['status', 'remind_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_requester_id'), ['requester_id'], unique=False)
-        batch_op.create_index('ix_tickets_status_due', ['status', 'accept_due_at'], unique=False)
-        batch_op.create_index('ix_tickets_status_waiting', ['status', 'waiting_since'], unique=False)
+        batch_op.create_index('ix_tickets_stale', ['status', 'stale_close_at'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -264,11 +269,13 @@ def downgrade() -> None:
 
     op.drop_table('messages')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_status_waiting')
-        batch_op.drop_index('ix_tickets_status_due')
+        batch_op.drop_index('ix_tickets_stale')
         batch_op.drop_index(batch_op.f('ix_tickets_requester_id'))
+        batch_op.drop_index('ix_tickets_remind')
         batch_op.drop_index(batch_op.f('ix_tickets_owner'))
         batch_op.drop_index(batch_op.f('ix_tickets_organisation_id'))
+        batch_op.drop_index('ix_tickets_accept_warn')
+        batch_op.drop_index('ix_tickets_accept_due')
 
     op.drop_table('tickets')
     with op.batch_alter_table('contacts', schema=None) as batch_op:

@@ -1,0 +1,73 @@
+"""`maildesk check`: every part the daemon needs, tested once, reported readably."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from maildesk.config import Settings
+
+Result = tuple[str, bool, str]
+
+
+def _database(settings: Settings) -> str:
+    from maildesk.adapters.database import head_revision, make_engine, schema_revision
+
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = schema_revision(engine), head_revision(settings.database_url)
+    finally:
+        engine.dispose()
+    if current != head:
+        raise RuntimeError(f"schema at {current or 'nothing'}, expected {head}: run `maildesk db upgrade`")
+    return f"schema {current}"
+
+
+def _archive(settings: Settings) -> str:
+    from maildesk.adapters.archive import MailArchive
+
+    archive = MailArchive(settings.data_dir / "mail")
+    archive.check_writable()
+    return f"{archive.root} writable"
+
+
+def _templates(settings: Settings) -> str:
+    from maildesk.adapters.templates import EVENTS, TemplateRenderer, sample_context
+
+    overrides = settings.maildesk.templates_dir
+    renderer = TemplateRenderer(override_dir=settings.path(overrides) if overrides else None)
+    for event in EVENTS:
+        renderer.render(event, sample_context(event))
+    return f"{len(EVENTS)} events render"
+
+
+def _relay(settings: Settings) -> str:
+    import smtplib
+
+    out = settings.outgoing
+    if out.transport == "directory":
+        from maildesk.bootstrap import outgoing_dir
+
+        folder = outgoing_dir(settings)
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"directory {folder}"
+    with smtplib.SMTP(out.host, out.port, timeout=10) as client:
+        client.noop()
+    return f"relay {out.host}:{out.port} answers"
+
+
+CHECKS: tuple[tuple[str, Callable[[Settings], str]], ...] = (
+    ("database", _database),
+    ("archive", _archive),
+    ("templates", _templates),
+    ("outgoing", _relay),
+)
+
+
+def run_checks(settings: Settings, extra: tuple[tuple[str, Callable[[Settings], str]], ...] = ()) -> list[Result]:
+    results: list[Result] = [("config", True, "valid")]
+    for name, check in CHECKS + extra:
+        try:
+            results.append((name, True, check(settings)))
+        except Exception as exc:  # every failure is reported, none stops the others
+            results.append((name, False, f"{type(exc).__name__}: {exc}"))
+    return results

@@ -1,0 +1,86 @@
+"""Operator commands of `maildesk`: serve, outbox, check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+EX_OK, EX_ERROR = 0, 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from maildesk.adapters.database import head_revision, make_engine, schema_revision
+    from maildesk.daemon import run
+
+    settings = args.settings
+    engine = make_engine(settings.database_url)
+    current, head = schema_revision(engine), head_revision(settings.database_url)
+    engine.dispose()
+    if current != head:
+        print(f"maildesk: database schema is at {current or 'nothing'}, expected {head}: "
+              f"run `maildesk db upgrade` first", file=sys.stderr)
+        return EX_ERROR
+    return run(settings)
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from maildesk.adapters.outbox_admin import list_outbox
+
+    from maildesk.cli import _app, _print_json
+
+    rows = list_outbox(_app(args).engine, args.state)
+    if args.json:
+        _print_json(rows)
+        return EX_OK
+    for r in rows:
+        print(f"{r['id']:<6} {r['state']:<8} {r['event']:<24} #{r['ticket'] or '-':<6} attempts={r['attempts']} "
+              f"{', '.join(r['to'])} {r['last_error'][:60]}")
+    if not rows:
+        print("outbox is empty")
+    return EX_OK
+
+
+def cmd_outbox_show(args: argparse.Namespace) -> int:
+    from maildesk.adapters.outbox_admin import show_outbox
+    from maildesk.cli import CommandError, _app
+
+    raw = show_outbox(_app(args).engine, args.id)
+    if raw is None:
+        raise CommandError(f"outbox message {args.id} not found")
+    sys.stdout.buffer.write(raw)
+    return EX_OK
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from maildesk.adapters.outbox_admin import retry_outbox
+    from maildesk.cli import CommandError, _app
+
+    app = _app(args)
+    count = retry_outbox(app.engine, args.id, app.deps.clock.now())
+    if args.id is not None and count == 0:
+        raise CommandError(f"outbox message {args.id} is not failed or held")
+    print(f"{count} message(s) queued again")
+    return EX_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from maildesk.checks import run_checks
+
+    results = run_checks(args.settings)
+    for name, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    return EX_OK if all(ok for _, ok, _ in results) else EX_ERROR
+
+
+def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    sub(cmds, "serve", cmd_serve, "run the daemon: receiver, pollers, outbox, scheduler")
+    sub(cmds, "check", cmd_check, "check config, calendar, templates, database and every connection")
+    outbox = cmds.add_parser("outbox", help="outgoing notifications").add_subparsers(dest="o_command", required=True)
+    p = sub(outbox, "list", cmd_outbox_list, "notifications, newest first")
+    p.add_argument("--state", choices=("pending", "sent", "failed", "held"))
+    p.add_argument("--json", action="store_true")
+    p = sub(outbox, "show", cmd_outbox_show, "the raw message as it is (or was) sent")
+    p.add_argument("id", type=int)
+    p = sub(outbox, "retry", cmd_outbox_retry, "queue failed or held notifications again")
+    p.add_argument("id", type=int, nargs="?", help="one message (default: every failed one)")

@@ -1,0 +1,129 @@
+"""`maildesk serve`: one process running the receiver, pollers, outbox worker and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from maildesk.bootstrap import App, build, make_transport
+from maildesk.config import Settings
+
+log = logging.getLogger("maildesk.serve")
+
+Component = Callable[[App, asyncio.Event], Awaitable[None]]
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about readiness and liveness; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd: %s", exc)
+
+
+async def outbox_loop(app: App, stop: asyncio.Event, interval: float = 2.0) -> None:
+    """Deliver due notifications until stopped; a failing pass is logged and retried."""
+    from maildesk.adapters.outbox import OutboxWorker
+
+    worker = OutboxWorker(app.engine, make_transport(app.settings), app.settings.desks[0].address,
+                          app.settings.outgoing.auto_cap_per_day)
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now())
+        except Exception:
+            log.exception("outbox pass failed; retrying")
+        await _wait(stop, interval)
+
+
+async def watchdog_loop(app: App, stop: asyncio.Event) -> None:
+    usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+    if not usec:
+        return
+    while not stop.is_set():
+        sd_notify("WATCHDOG=1")
+        await _wait(stop, usec / 2e6)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _supervise(name: str, component: Component, app: App, stop: asyncio.Event) -> None:
+    """Run a component; when it fails, log and restart it after a pause, leaving the others running."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await component(app, stop)
+            return
+        except Exception:
+            log.exception("%s failed; restarting in %.0f s", name, delay)
+            await _wait(stop, delay)
+            delay = min(delay * 2, 60.0)
+
+
+def components(settings: Settings) -> dict[str, Component]:
+    found: dict[str, Component] = {"outbox": outbox_loop, "watchdog": watchdog_loop}
+    if settings.smtp.enabled:
+        from maildesk.adapters.smtp_runner import run_receiver
+
+        found["smtp"] = run_receiver
+    if settings.imap:
+        from maildesk.adapters.imap_poller import run_pollers
+
+        found["imap"] = run_pollers
+    from maildesk.adapters.scheduler import run_scheduler
+
+    found["scheduler"] = run_scheduler
+    return found
+
+
+async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    app = build(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    parts = components(settings)
+    log.info("maildesk starting: database %s, desks %s, components %s", _safe(settings.database_url),
+             ", ".join(settings.desk_addresses), ", ".join(parts))
+    tasks = [asyncio.create_task(_supervise(name, comp, app, stop), name=name) for name, comp in parts.items()]
+    sd_notify("READY=1")
+    if ready is not None:
+        ready(app)
+    await stop.wait()
+    sd_notify("STOPPING=1")
+    log.info("maildesk stopping: finishing work in flight")
+    done, pending = await asyncio.wait(tasks, timeout=timedelta(seconds=30).total_seconds())
+    for task in pending:
+        task.cancel()
+    app.close()
+    log.info("maildesk stopped")
+
+
+def _safe(url: str) -> str:
+    return url.split("@", 1)[1] if "@" in url else url
+
+
+def run(settings: Settings) -> int:
+    asyncio.run(serve(settings))
+    return 0

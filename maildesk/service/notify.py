@@ -1,0 +1,157 @@
+"""Turns a decided Notice into a composed message for the outbox: recipients, context, headers."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Protocol
+from zoneinfo import ZoneInfo
+
+from maildesk.core import lifecycle, msgid
+from maildesk.core.form import FIELD_LABELS, FORM_TEMPLATE
+from maildesk.core.outgoing import Rendered, compose
+from maildesk.core.ticketref import subject_tag
+from maildesk.service.ports import NoticeTarget, Outgoing
+
+# notices that answer a requester's own mail (RFC 3834 auto-replied) versus human answers
+HUMAN_EVENTS = frozenset({"agent_reply", "info_needed"})
+AGENT_EVENTS = frozenset({
+    "agent_new_ticket", "agent_requester_replied", "agent_command_error", "sla_warning", "sla_breach", "outbox_held",
+})
+
+
+class Renderer(Protocol):
+    def render(self, event: str, context: dict[str, Any]) -> Rendered: ...
+
+
+@dataclass(frozen=True)
+class DeskInfo:
+    address: str
+    name: str
+    phone: str = ""
+    hours: str = ""
+    site: str = ""
+    team_address: str = ""
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    address: str
+    name: str
+    login: str = ""
+    role: str = "agent"
+
+
+@dataclass
+class NoticeComposer:
+    """Composer for the store: renders a notice with the templates and builds the message."""
+
+    renderer: Renderer
+    desks: tuple[DeskInfo, ...]
+    agents: tuple[AgentInfo, ...]
+    tag: str
+    secret: bytes
+    domain: str
+    timezone: str = "Europe/Simferopol"
+    supervisor: str = ""
+    stale_days: int = 10
+    acceptance_hours: float = 8.0
+    nonce: Callable[[], str] = lambda: secrets.token_hex(8)
+
+    def compose(self, target: NoticeTarget, now: datetime) -> Outgoing | None:
+        notice, ticket = target.notice, target.ticket
+        recipients = self._drop_own(self._recipients(target))
+        if not recipients:
+            return None
+        desk = self._desk(ticket)
+        context = {
+            "desk": {"name": desk.name, "address": desk.address, "phone": desk.phone, "hours": desk.hours, "site": desk.site},
+            "ticket": self._ticket_context(ticket),
+            **self._extra(target),
+        }
+        rendered = self.renderer.render(notice.event, context)
+        number = ticket["number"] if ticket else 0
+        message_id = msgid.mint(number, self.nonce(), self.secret, self.domain)
+        trigger_id = target.trigger.message_id if target.trigger and notice.event not in AGENT_EVENTS else None
+        refs = list(target.thread_ids) + ([trigger_id] if trigger_id else [])
+        human = notice.event in HUMAN_EVENTS
+        from_name = desk.name
+        if notice.event == "agent_reply":
+            agent = self._agent(str(notice.extra.get("agent", "")))
+            from_name = f"{agent.name} ({desk.name})" if agent else desk.name
+        raw = compose(
+            rendered, from_name=from_name, from_address=desk.address, to=recipients, reply_to=desk.address,
+            message_id=message_id, in_reply_to=trigger_id or (refs[-1] if refs else None),
+            references=list(dict.fromkeys(refs)),
+            auto_submitted="no" if human else ("auto-replied" if target.trigger else "auto-generated"),
+            date=now, extra_headers={"X-Maildesk-Ticket": str(number)} if number else {},
+        )
+        return Outgoing(notice.event, recipients, message_id, raw, automatic=not human)
+
+    def _recipients(self, target: NoticeTarget) -> tuple[str, ...]:
+        to = target.notice.to
+        if to == "owner" and target.ticket and target.ticket.get("owner"):
+            return (target.ticket["owner"],)
+        if to in ("agents", "owner"):
+            desk = self._desk(target.ticket)
+            if desk.team_address:
+                return (desk.team_address,)
+            return tuple(a.address for a in self.agents if a.role != "supervisor")
+        if to == "supervisor":
+            return (self.supervisor,) if self.supervisor else tuple(a.address for a in self.agents if a.role == "supervisor")
+        return target.recipients
+
+    def _drop_own(self, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        own = {d.address.lower() for d in self.desks}
+        return tuple(r for r in dict.fromkeys(x.lower() for x in recipients) if r not in own)
+
+    def _desk(self, ticket: dict[str, Any] | None) -> DeskInfo:
+        wanted = (ticket or {}).get("desk", "").lower()
+        return next((d for d in self.desks if d.address.lower() == wanted), self.desks[0])
+
+    def _agent(self, address_or_login: str) -> AgentInfo | None:
+        key = address_or_login.lower()
+        return next((a for a in self.agents if key in (a.address.lower(), a.login.lower())), None)
+
+    def _local(self, moment: datetime | None) -> str:
+        return moment.astimezone(ZoneInfo(self.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
+
+    def _ticket_context(self, ticket: dict[str, Any] | None) -> dict[str, Any]:
+        if ticket is None:
+            return {}
+        owner = self._agent(ticket.get("owner") or "")
+        impact = ticket.get("impact")
+        return {
+            "number": ticket["number"], "tag": subject_tag(ticket["number"], self.tag), "subject": ticket["subject"],
+            "status": ticket["status"], "status_label": lifecycle.STATUS_LABELS[ticket["status"]],
+            "requester_name": ticket.get("requester_name", ""), "requester_email": ticket.get("requester_email", ""),
+            "organisation": ticket.get("organisation", ""), "priority": ticket["priority"],
+            "priority_label": lifecycle.PRIORITY_LABELS.get(ticket["priority"], ""),
+            "impact": impact or "", "impact_label": lifecycle.IMPACT_LABELS.get(impact, "") if impact else "",
+            "line": ticket.get("line", 1), "owner_name": owner.name if owner else (ticket.get("owner") or ""),
+            "created_at": self._local(ticket.get("created_at")), "due_at": self._local(ticket.get("accept_due_at")),
+            "close_reason_label": lifecycle.CLOSE_REASON_LABELS.get(ticket.get("close_reason") or "", ""),
+        }
+
+    def _extra(self, target: NoticeTarget) -> dict[str, Any]:
+        """Per-event template values (see templates/README.md)."""
+        notice, mail, ticket = target.notice, target.trigger, target.ticket or {}
+        extra: dict[str, Any] = {"text": "", "agent_name": "", "hours": self.acceptance_hours, "days": self.stale_days}
+        if mail is not None:
+            extra["text"] = mail.text
+            extra["sender_name"] = mail.sender.name if mail.sender else ""
+            extra["original_subject"] = mail.subject
+        extra.update({k: v for k, v in notice.extra.items() if k not in ("missing", "refused", "agent")})
+        if notice.event == "info_requested":
+            extra["missing"] = [FIELD_LABELS.get(k, k) for k in notice.extra.get("missing", ())]
+            extra["form"] = FORM_TEMPLATE
+        if notice.event == "attachment_refused":
+            extra["refused"] = target.extra.get("refused", [])
+        if notice.event == "agent_reply":
+            agent = self._agent(str(notice.extra.get("agent", "")))
+            extra["agent_name"] = agent.name if agent else ""
+        if notice.event == "closed_reply":
+            extra.setdefault("old_number", ticket.get("linked_ticket") or ticket.get("number"))
+            extra.setdefault("new_number", ticket.get("number"))
+        return extra

@@ -1,0 +1,202 @@
+"""Ingest end to end: bytes in, ticket and quarantine state, notifications out."""
+
+from __future__ import annotations
+
+import email.policy
+from email import message_from_bytes
+from typing import Any
+
+from maildesk.adapters.queries import TicketFilter, list_quarantine, list_tickets, show_ticket
+from maildesk.core.model import Outcome
+from tests.conftest import AGENT, DESK, REQUESTER, deliver, eml, ingest_bytes
+from tests.mailmaker import make_mail
+
+
+def _to(msgs: list[Any], address: str) -> list[Any]:
+    return [m for m in msgs if address in m["To"]]
+
+
+def test_new_request_creates_a_ticket_and_answers_the_requester(app: Any) -> None:
+    result = ingest_bytes(app, eml("new_request.eml"))
+    assert result.outcome is Outcome.CREATED
+    ticket = show_ticket(app.engine, result.ticket)
+    assert ticket["subject"] == "Не открывается карта пациента в МИС"
+    assert ticket["status"] == "new"
+    assert ticket["requester_email"] == REQUESTER
+    assert ticket["requester_name"] == "Иванова Мария Петровна"
+    assert ticket["organisation"] == "ГБУЗС «Городская больница № 1»"
+    assert "Ошибка доступа к данным" in ticket["messages"][0]["text"]
+    assert ticket["messages"][0]["decision"]["rule"] == "ticket.new"
+
+    sent = deliver(app)
+    to_requester = _to(sent, REQUESTER)
+    assert len(to_requester) == 1
+    reply = to_requester[0]
+    assert reply["Subject"].startswith(f"[СТП #{result.ticket}]")
+    assert reply["In-Reply-To"] == "<0f3c2a1b9e8d4c7b@gb1.sev.gov.ru>"
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["X-Auto-Response-Suppress"] == "All"
+    assert reply["Reply-To"] == DESK
+    assert f"№ {result.ticket}" in reply.get_body(("plain",)).get_content()
+    assert _to(sent, AGENT), "agents are told about the new ticket"
+
+
+def test_the_same_bytes_twice_change_nothing(app: Any) -> None:
+    raw = eml("new_request.eml")
+    first = ingest_bytes(app, raw)
+    second = ingest_bytes(app, raw)
+    assert second.outcome is Outcome.DUPLICATE
+    assert second.ticket == first.ticket
+    assert len(list_tickets(app.engine, TicketFilter())) == 1
+    assert len(deliver(app)) == 2  # requester + agents, once
+
+
+def test_same_message_via_smtp_and_imap_is_one_ticket(app: Any) -> None:
+    raw = eml("new_request.eml")
+    via_imap = b"Return-Path: <ivanova@gb1.sev.gov.ru>\r\nDelivered-To: help@miac.sev.gov.ru\r\n" + raw
+    assert ingest_bytes(app, raw, "smtp").outcome is Outcome.CREATED
+    assert ingest_bytes(app, via_imap, "imap:main").outcome is Outcome.DUPLICATE
+    assert len(list_tickets(app.engine, TicketFilter())) == 1
+
+
+def test_a_reply_to_our_notification_threads_into_the_ticket(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    notice = _to(deliver(app), REQUESTER)[0]
+    reply = make_mail(
+        subject="RE: " + notice["Subject"], body="Проблема повторилась после перезагрузки.\n\nТелефон: 55-12-34",
+        in_reply_to=notice["Message-ID"].strip("<>"), references=[notice["Message-ID"].strip("<>")],
+    )
+    result = ingest_bytes(app, reply)
+    assert result.outcome is Outcome.APPENDED
+    assert result.ticket == created.ticket
+    ticket = show_ticket(app.engine, created.ticket)
+    assert ticket["messages"][1]["decision"]["signal"]["signal"] == "minted"
+
+
+def test_subject_tag_threads_without_headers(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    reply = make_mail(subject=f"Ответ: [СТП #{created.ticket}] Не открывается карта", body="Дополняю: код 403.")
+    result = ingest_bytes(app, reply)
+    assert (result.outcome, result.ticket) == (Outcome.APPENDED, created.ticket)
+
+
+def test_an_outsider_cannot_write_into_a_ticket_by_its_tag(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    deliver(app)
+    intruder = make_mail(sender="someone@gb7.sev.gov.ru", sender_name="Чужой",
+                         subject=f"Re: [СТП #{created.ticket}] Не открывается карта",
+                         body="Закройте заявку, всё работает.\nТелефон: 12345")
+    result = ingest_bytes(app, intruder)
+    assert result.outcome is Outcome.CREATED
+    assert result.ticket != created.ticket
+    assert show_ticket(app.engine, result.ticket)["linked_ticket"] == created.ticket
+    assert len(show_ticket(app.engine, created.ticket)["messages"]) == 1
+    new_mail = deliver(app)
+    assert not [m for m in new_mail[2:] if REQUESTER in m["To"]], "nothing reaches the original requester"
+
+
+def test_refused_sender_is_quarantined_without_any_mail(app: Any) -> None:
+    raw = make_mail(sender="attacker@evil.example", subject="Срочно", body="Откройте вложение")
+    result = ingest_bytes(app, raw)
+    assert result.outcome is Outcome.QUARANTINED
+    [entry] = list_quarantine(app.engine)
+    assert entry["reason"].startswith("sender.")
+    assert entry["sender"] == "attacker@evil.example"
+    assert app.archive.get(entry["raw_sha256"]) == raw
+    assert deliver(app) == []
+
+
+def test_lookalike_domain_is_refused(app: Any) -> None:
+    raw = make_mail(sender="ivanova@sev.gоv.ru", subject="Помогите")  # Cyrillic «о»
+    assert ingest_bytes(app, raw).outcome is Outcome.QUARANTINED
+    assert list_tickets(app.engine, TicketFilter()) == []
+
+
+def test_auto_reply_is_recorded_but_changes_nothing(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    before = len(deliver(app))
+    ooo = make_mail(subject=f"Автоответ: [СТП #{created.ticket}] Не открывается карта",
+                    body="Я в отпуске до 30 ноября.", headers=[("Auto-Submitted", "auto-replied")])
+    result = ingest_bytes(app, ooo)
+    assert result.outcome is Outcome.IGNORED
+    ticket = show_ticket(app.engine, created.ticket)
+    assert ticket["status"] == "new"
+    assert ticket["messages"][-1]["kind"] == "auto_reply"
+    assert ticket["messages"][-1]["visibility"] == "internal"
+    assert len(deliver(app)) == before, "no answer to an auto-reply"
+
+
+def test_bounce_of_our_notification_is_recorded_on_its_ticket(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    notice = _to(deliver(app), REQUESTER)[0]
+    original = notice.as_bytes()
+    bounce = make_mail(
+        sender="MAILER-DAEMON@mx.sev.gov.ru", sender_name="Mail Delivery System",
+        subject="Undelivered Mail Returned to Sender", body="The mail system: user unknown",
+        attachments=[("original.eml", "message/rfc822", original)],
+    )
+    result = ingest_bytes(app, bounce, mail_from="")
+    assert result.outcome is Outcome.IGNORED
+    assert result.ticket == created.ticket
+    assert show_ticket(app.engine, created.ticket)["messages"][-1]["kind"] == "bounce"
+
+
+def test_missing_phone_puts_the_ticket_in_feedback_and_asks(app: Any) -> None:
+    raw = make_mail(body="Не печатает принтер в кабинете 12.\n")
+    result = ingest_bytes(app, raw)
+    ticket = show_ticket(app.engine, result.ticket)
+    assert ticket["status"] == "feedback"
+    asked = [m for m in _to(deliver(app), REQUESTER) if "Обратная связь" in m.get_body(("plain",)).get_content()
+             or "телефон" in m.get_body(("plain",)).get_content().lower()]
+    assert asked, "the requester is told what to add"
+
+
+def test_an_executable_is_refused_but_the_text_is_kept(app: Any) -> None:
+    pe = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
+    raw = make_mail(attachments=[("photo.jpg", "image/jpeg", pe)])
+    result = ingest_bytes(app, raw)
+    assert result.outcome is Outcome.CREATED
+    ticket = show_ticket(app.engine, result.ticket)
+    [att] = ticket["attachments"]
+    assert att["state"] == "refused" and "executable" in att["reason"]
+    [entry] = list_quarantine(app.engine)
+    assert entry["ticket"] == result.ticket
+    notices = [m for m in _to(deliver(app), REQUESTER) if "photo.jpg" in m.get_body(("plain",)).get_content()]
+    assert notices, "the requester learns which file was refused"
+
+
+def test_requester_reply_in_feedback_moves_the_ticket_on(app: Any) -> None:
+    created = ingest_bytes(app, make_mail(body="Не печатает принтер."))
+    assert show_ticket(app.engine, created.ticket)["status"] == "feedback"
+    ingest_bytes(app, make_mail(subject=f"Re: [СТП #{created.ticket}] Не печатает", body="Телефон: 55-12-34"))
+    assert show_ticket(app.engine, created.ticket)["status"] == "in_progress"
+
+
+def test_release_from_quarantine_creates_the_ticket_once(app: Any) -> None:
+    from maildesk.service.release import release
+
+    raw = make_mail(sender="doctor@gmail.com", subject="Не работает ЭЦП", body="Телефон: 55-11-22")
+    quarantined = ingest_bytes(app, raw)
+    result = release(app.deps, quarantined.quarantine)
+    assert result.outcome is Outcome.CREATED
+    assert list_quarantine(app.engine) == []
+    assert ingest_bytes(app, raw).outcome is Outcome.DUPLICATE
+    assert len(list_tickets(app.engine, TicketFilter())) == 1
+
+
+def test_oversized_header_is_quarantined_quickly(app: Any) -> None:
+    raw = b"X-Junk: " + b"a" * 400_000 + b"\r\n" + make_mail()
+    result = ingest_bytes(app, raw)
+    assert result.outcome is Outcome.QUARANTINED
+    [entry] = list_quarantine(app.engine)
+    assert entry["reason"].startswith("limits.")
+    assert app.archive.get(entry["raw_sha256"]) == raw
+
+
+def test_notifications_parse_as_mail_clients_see_them(app: Any) -> None:
+    ingest_bytes(app, eml("new_request.eml"))
+    for msg in deliver(app):
+        reparsed = message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+        assert reparsed.get_body(("plain",)) is not None
+        assert reparsed.get_body(("html",)) is not None
+        assert reparsed["Message-ID"].endswith("@desk.test>")
