@@ -12,6 +12,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from maildesk.adapters.archive import MailArchive
+from maildesk.adapters.calendar_file import work_clock
 from maildesk.adapters.database import make_engine
 from maildesk.adapters.store import SqlTicketStore
 from maildesk.adapters.templates import TemplateRenderer
@@ -19,6 +20,8 @@ from maildesk.config import Settings, secret_value
 from maildesk.core.attachments import AttachmentPolicy
 from maildesk.core.authorize import SenderPolicy
 from maildesk.core.classify import ClassifyPolicy
+from maildesk.core.commands import AgentRef
+from maildesk.core.deadlines import WorkClock
 from maildesk.core.decide import DecidePolicy
 from maildesk.core.form import FormPolicy
 from maildesk.core.ticketref import ThreadPolicy
@@ -43,6 +46,7 @@ class App:
     composer: NoticeComposer
     renderer: TemplateRenderer
     deps: Deps
+    work: WorkClock
 
     def close(self) -> None:
         self.engine.dispose()
@@ -81,13 +85,15 @@ def policy_from(settings: Settings, secret: bytes) -> Policy:
     decide = DecidePolicy(
         closed_reply=s.tickets.closed_reply, same_organisation_may_write=s.senders.same_organisation_may_write,
         notify_refused=s.senders.notify_refused,
+        agents=tuple(AgentRef(a.address.lower(), a.login or a.address.split("@")[0], a.line) for a in s.agents),
     )
     return Policy(triage, decide)
 
 
 def build(settings: Settings, *, clock: object | None = None, nonce: Callable[[], str] | None = None) -> App:
     engine = make_engine(settings.database_url)
-    store = SqlTicketStore(engine)
+    work = work_clock(settings)
+    store = SqlTicketStore(engine, work)
     archive = MailArchive(settings.data_dir / "mail")
     secret = load_secret(settings)
     overrides = settings.maildesk.templates_dir
@@ -99,11 +105,13 @@ def build(settings: Settings, *, clock: object | None = None, nonce: Callable[[]
         tag=settings.maildesk.ticket_tag, secret=secret, domain=settings.maildesk.message_id_domain,
         timezone=settings.maildesk.timezone, supervisor=settings.sla.supervisor,
         stale_days=settings.stale.close_after_days, acceptance_hours=settings.sla.acceptance_hours,
+        allowed_domains=settings.senders.allowed_domains, max_images=settings.attachments.max_images,
+        max_total_mb=settings.attachments.max_total_mb,
     )
     if nonce is not None:
         composer.nonce = nonce
     deps = Deps(store, archive, clock or SystemClock(), composer, policy_from(settings, secret))  # type: ignore[arg-type]
-    return App(settings, engine, store, archive, composer, renderer, deps)
+    return App(settings, engine, store, archive, composer, renderer, deps, work)
 
 
 def outgoing_dir(settings: Settings) -> Path:

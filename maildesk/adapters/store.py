@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from maildesk.adapters.db_models import (
     AttachmentRow, Contact, EventRow, MessageRow, Organisation, OutboxRow, Participant,
     ProcessedMail, QuarantineEntry, Ticket,
 )
+from maildesk.core.deadlines import WorkClock
 from maildesk.core.decision import Context, Notice, TicketView, Triage
 from maildesk.core.lifecycle import WAITING_STATUSES
 from maildesk.core.model import MailKind, Outcome, Reason
@@ -23,8 +25,9 @@ from maildesk.service.ports import Composer, Incoming, IngestResult, NoticeTarge
 class SqlTicketStore:
     """TicketStore over SQLAlchemy: SQLite by default, PostgreSQL in production."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, work: WorkClock | None = None) -> None:
         self.engine = engine
+        self.work = work  # computes due times; None leaves them unset
 
     # -- reads ---------------------------------------------------------------------------
     def processed(self, key: str) -> IngestResult | None:
@@ -64,7 +67,7 @@ class SqlTicketStore:
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
         try:
             with session_scope(self.engine) as s:
-                return _Apply(s, incoming, now, composer).run()
+                return _Apply(s, incoming, now, composer, self.work).run()
         except sa.exc.IntegrityError:
             # the same message committed meanwhile by another session or instance
             prior = self.processed(incoming.key)
@@ -87,7 +90,7 @@ def _view(s: Session, row: Ticket) -> TicketView:
     participants = s.exec(select(Participant.email).where(Participant.ticket_id == row.id)).all()
     return TicketView(
         row.id or 0, row.status, row.subject, requester.email if requester else "",
-        row.organisation_id, tuple(participants), row.owner,
+        row.organisation_id, tuple(participants), row.owner, row.impact, row.priority,
     )
 
 
@@ -121,8 +124,9 @@ def thread_ids(s: Session, ticket_id: int) -> tuple[str, ...]:
 class _Apply:
     """Writes one decision: ticket, message, attachments, events, outbox, processed key."""
 
-    def __init__(self, s: Session, incoming: Incoming, now: datetime, composer: Composer) -> None:
-        self.s, self.inc, self.now, self.composer = s, incoming, now, composer
+    def __init__(self, s: Session, incoming: Incoming, now: datetime, composer: Composer,
+                 work: WorkClock | None) -> None:
+        self.s, self.inc, self.now, self.composer, self.work = s, incoming, now, composer, work
         self.d = incoming.decision
         self.t = incoming.triage
         self.ticket: Ticket | None = None
@@ -203,8 +207,10 @@ class _Apply:
             organisation_id=contact.organisation_id, status=create.status, impact=create.impact,
             priority=create.priority, priority_source=create.priority_source, linked_ticket_id=create.link_to,
             created_at=self.now, updated_at=self.now,
-            waiting_since=self.now if create.status in WAITING_STATUSES else None,
         )
+        if self.work is not None:
+            self.ticket.accept_warn_at, self.ticket.accept_due_at = self.work.acceptance(self.now)
+        set_waiting(self.ticket, create.status, self.now, self.work)
         self.s.add(self.ticket)
         self.s.flush()
 
@@ -217,7 +223,8 @@ class _Apply:
             message_id=mail.message_id, in_reply_to=next(iter(mail.in_reply_to), None),
             references=list(mail.references)[-20:], sender=t.sender or (sender.email if sender else ""),
             sender_name=(sender.name if sender else "")[:300], recipients=[a.email for a in mail.to + mail.cc][:50],
-            subject=mail.subject[:1000], text=t.text or mail.text, raw_sha256=self.inc.raw_sha256,
+            subject=mail.subject[:1000], text=self.d.text if self.d.text is not None else (t.text or mail.text),
+            raw_sha256=self.inc.raw_sha256,
             source=self.inc.envelope.source, created_at=self.now,
         )
         self.s.add(self.message)
@@ -243,12 +250,20 @@ class _Apply:
         ticket, new = self.ticket, self.d.new_status
         assert ticket is not None
         ticket.updated_at = self.now
+        for key, value in self.d.changes.items():
+            setattr(ticket, key, value)
+        if self.d.link_to is not None and self.d.link_to != ticket.id:
+            ticket.linked_ticket_id = self.d.link_to if self.s.get(Ticket, self.d.link_to) else None
+        if self.d.accepted and ticket.accepted_at is None:
+            ticket.accepted_at = self.now
         if new is None or new == ticket.status:
             return
+        old = ticket.status
         ticket.status = new
         ticket.version += 1
-        ticket.waiting_since = self.now if new in WAITING_STATUSES else None
-        ticket.reminded_at = None
+        if old in WAITING_STATUSES and new not in WAITING_STATUSES:
+            resume_clocks(ticket, self.now, self.work)
+        set_waiting(ticket, new, self.now, self.work)
         if new == "closed":
             ticket.close_reason, ticket.closed_at = self.d.close_reason, self.now
         else:
@@ -274,41 +289,21 @@ class _Apply:
         if not self.d.notices:
             return
         snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
-        ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
         for notice in self.d.notices:
-            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, ids, self.inc.mail,
+            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, (), self.inc.mail,
                                   {"refused": self._refused_info(notice)})
-            out = self.composer.compose(target, self.now) if target.recipients or notice.to in ("agents", "owner") else None
-            if out is not None:
-                self._outbox(out)
+            emit(self.s, self.ticket, target, self.composer, self.now)
 
     def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
         if notice.to == "sender":
             return (self.t.sender,) if self.t and self.t.sender else ()
-        if notice.to == "requester":
-            found = [snapshot["requester_email"]] if snapshot else []
-            if self.ticket is not None and notice.event in ("agent_reply", "resolved", "closed"):
-                found += list(self.s.exec(select(Participant.email).where(Participant.ticket_id == self.ticket.id)).all())
-            return tuple(dict.fromkeys(e for e in found if e))
-        if notice.to in ("agents", "owner"):
-            return ()  # the composer knows the agents
-        return (notice.to,)
+        return role_recipients(self.s, notice, snapshot)
 
     def _refused_info(self, notice: Notice) -> list[dict[str, Any]]:
         if notice.event != "attachment_refused" or self.inc.mail is None or self.t is None:
             return []
         atts = self.inc.mail.attachments
         return [{"name": _safe_name(atts[i].filename, i), "size": atts[i].size, "reason": r.code} for i, r in self.t.refused_files]
-
-    def _outbox(self, out: Outgoing) -> None:
-        self.s.add(OutboxRow(
-            ticket_id=self.ticket.id if self.ticket else None, event=out.event, recipients=list(out.recipients),
-            message_id=out.message_id, raw=out.raw, automatic=out.automatic, state="pending",
-            next_attempt_at=self.now, created_at=self.now,
-        ))
-        if self.ticket is not None:
-            self.s.add(EventRow(ticket_id=self.ticket.id or 0, at=self.now, actor="system", action="notified",
-                                detail={"event": out.event, "to": list(out.recipients), "message_id": out.message_id}))
 
     def _processed(self) -> None:
         mail = self.inc.mail
@@ -320,6 +315,57 @@ class _Apply:
             at=self.now, decision=dict(self.d.record) or {"rule": self.d.rule},
         ))
         self.s.flush()
+
+
+def set_waiting(ticket: Ticket, status: str, now: datetime, work: WorkClock | None) -> None:
+    """Entering feedback/resolved starts the stale-ticket clock; any other status stops it."""
+    if status in WAITING_STATUSES:
+        ticket.waiting_since, ticket.reminded_at = now, None
+        ticket.remind_at, ticket.stale_close_at = work.stale(now) if work is not None else (None, None)
+    else:
+        ticket.waiting_since = ticket.remind_at = ticket.stale_close_at = ticket.reminded_at = None
+
+
+def resume_clocks(ticket: Ticket, now: datetime, work: WorkClock | None) -> None:
+    """Leaving a waiting status moves the acceptance deadline on by the working time spent waiting."""
+    if work is None or ticket.waiting_since is None or ticket.accepted_at is not None:
+        return
+    if ticket.accept_due_at is not None:
+        ticket.accept_due_at = work.resume(ticket.accept_due_at, ticket.waiting_since, now)
+    if ticket.accept_warn_at is not None and ticket.accept_warned_at is None:
+        ticket.accept_warn_at = work.resume(ticket.accept_warn_at, ticket.waiting_since, now)
+
+
+def role_recipients(s: Session, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
+    """Addresses for a requester-side notice; agents' roles are left to the composer."""
+    if notice.to == "requester":
+        found = [snapshot["requester_email"]] if snapshot else []
+        if snapshot is not None and notice.event in ("agent_reply", "info_needed", "resolved", "closed"):
+            found += list(s.exec(select(Participant.email).where(Participant.ticket_id == snapshot["number"])).all())
+        return tuple(dict.fromkeys(e for e in found if e))
+    if notice.to in ("agents", "owner", "supervisor", "sender"):
+        return ()
+    return (notice.to,)
+
+
+def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Composer, now: datetime) -> None:
+    """Compose one notice and queue it in the outbox, in the caller's transaction."""
+    if ticket is not None and ticket.id:
+        target = replace(target, thread_ids=thread_ids(s, ticket.id))
+    if not target.recipients and target.notice.to not in ("agents", "owner", "supervisor"):
+        return
+    out = composer.compose(target, now)
+    if out is None:
+        return
+    s.add(OutboxRow(
+        ticket_id=ticket.id if ticket else None, event=out.event, recipients=list(out.recipients),
+        message_id=out.message_id, raw=out.raw, automatic=out.automatic, state="pending",
+        next_attempt_at=now, created_at=now,
+    ))
+    if ticket is not None:
+        s.add(EventRow(ticket_id=ticket.id or 0, at=now, actor="system", action="notified",
+                       detail={"event": out.event, "to": list(out.recipients), "message_id": out.message_id}))
+    s.flush()
 
 
 def _first_desk(t: Triage) -> str:

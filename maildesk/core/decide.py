@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from maildesk.core import lifecycle
+from maildesk.core.agent_mail import agent_decision
+from maildesk.core.commands import AgentRef
 from maildesk.core.decision import Context, Decision, NewTicket, Notice, Triage
 from maildesk.core.model import MailKind, Outcome, Reason
 
@@ -15,6 +17,7 @@ class DecidePolicy:
     closed_reply: Literal["new", "reopen", "refuse"] = "new"
     same_organisation_may_write: bool = True
     notify_refused: bool = False
+    agents: tuple[AgentRef, ...] = ()
 
 
 def decide(triage: Triage, context: Context, policy: DecidePolicy) -> Decision:
@@ -118,10 +121,8 @@ def _into_ticket(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
         notices=_refusal_notices(t),
     )
     if t.sender_is_agent:
-        return replace(
-            base, rule="agent.reply", events=(("agent_reply", {}),),
-            notices=base.notices + (Notice("agent_reply", "requester", {"agent": t.sender}),),
-        )
+        actor = next((a for a in policy.agents if a.address == t.sender), AgentRef(t.sender or "", ""))
+        return agent_decision(t.text, ticket, actor, policy.agents)
     replied = Notice("agent_requester_replied", "owner")
     if ticket.status == "feedback":
         return replace(
@@ -163,4 +164,5 @@ def _closed_reply(t: Triage, base: Decision, policy: DecidePolicy, replied: Noti
     new = _new_ticket(t, link_to=base.ticket, rule="reply.closed_new")
     if new.create is None:
         return new
-    return replace(new, notices=new.notices + (Notice("closed_reply", "requester", {"policy": "new"}),))
+    notices = tuple(n for n in new.notices if n.event != "ticket_created")
+    return replace(new, notices=(Notice("closed_reply", "requester", {"policy": "new"}),) + notices)

@@ -44,6 +44,8 @@ class TicketView:
     requester_org: int | None
     participants: tuple[str, ...] = ()
     owner: str | None = None
+    impact: str | None = None
+    priority: int = 3
 
 
 @dataclass(frozen=True)
@@ -93,4 +95,8 @@ class Decision:
     events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     notices: tuple[Notice, ...] = ()
     quarantine: Reason | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)  # owner, priority, impact, line
+    link_to: int | None = None  # /merge, /close duplicate N
+    accepted: bool = False  # an agent took the ticket into work (acceptance deadline met)
+    text: str | None = None  # the text to record when it is not the mail's own (commands removed)
     record: Mapping[str, Any] = field(default_factory=dict)

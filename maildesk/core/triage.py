@@ -57,7 +57,7 @@ def find_ticket_refs(t: Triage, policy: TriagePolicy, release: bool) -> Triage:
 
 
 def check_files(t: Triage, policy: TriagePolicy, release: bool) -> Triage:
-    verdict = check_attachments(t.mail, policy.attachments)
+    verdict = check_attachments(t.mail, policy.attachments, text=t.text)
     return replace(t, refused_files=verdict.refused, request_invalid=verdict.request_reason)
 
 

@@ -57,6 +57,9 @@ class NoticeComposer:
     supervisor: str = ""
     stale_days: int = 10
     acceptance_hours: float = 8.0
+    allowed_domains: tuple[str, ...] = ("sev.gov.ru",)
+    max_images: int = 5
+    max_total_mb: float = 10.0
     nonce: Callable[[], str] = lambda: secrets.token_hex(8)
 
     def compose(self, target: NoticeTarget, now: datetime) -> Outgoing | None:
@@ -85,7 +88,7 @@ class NoticeComposer:
             message_id=message_id, in_reply_to=trigger_id or (refs[-1] if refs else None),
             references=list(dict.fromkeys(refs)),
             auto_submitted="no" if human else ("auto-replied" if target.trigger else "auto-generated"),
-            date=now, extra_headers={"X-Maildesk-Ticket": str(number)} if number else {},
+            date=now, ticket_number=number or None,
         )
         return Outgoing(notice.event, recipients, message_id, raw, automatic=not human)
 
@@ -135,23 +138,80 @@ class NoticeComposer:
         }
 
     def _extra(self, target: NoticeTarget) -> dict[str, Any]:
-        """Per-event template values (see templates/README.md)."""
+        """Per-event template values (the contract is in templates/README.md)."""
         notice, mail, ticket = target.notice, target.trigger, target.ticket or {}
-        extra: dict[str, Any] = {"text": "", "agent_name": "", "hours": self.acceptance_hours, "days": self.stale_days}
-        if mail is not None:
-            extra["text"] = mail.text
-            extra["sender_name"] = mail.sender.name if mail.sender else ""
-            extra["original_subject"] = mail.subject
-        extra.update({k: v for k, v in notice.extra.items() if k not in ("missing", "refused", "agent")})
-        if notice.event == "info_requested":
-            extra["missing"] = [FIELD_LABELS.get(k, k) for k in notice.extra.get("missing", ())]
-            extra["form"] = FORM_TEMPLATE
-        if notice.event == "attachment_refused":
-            extra["refused"] = target.extra.get("refused", [])
-        if notice.event == "agent_reply":
-            agent = self._agent(str(notice.extra.get("agent", "")))
-            extra["agent_name"] = agent.name if agent else ""
-        if notice.event == "closed_reply":
-            extra.setdefault("old_number", ticket.get("linked_ticket") or ticket.get("number"))
-            extra.setdefault("new_number", ticket.get("number"))
-        return extra
+        given = notice.extra
+        text = str(given.get("text", mail.text if mail is not None else ""))
+        agent = self._agent(str(given.get("agent", "")))
+        event = notice.event
+        if event == "ticket_created":
+            return {"acceptance_hours": _number(self.acceptance_hours)}
+        if event == "info_requested":
+            return {"missing": [FIELD_LABELS.get(k, k) for k in given.get("missing", ())], "form": FORM_TEMPLATE}
+        if event == "attachment_refused":
+            refused = [{**item, "reason": _refusal(item["reason"]), "reason_label": REFUSAL_LABELS[_refusal(item["reason"])]}
+                       for item in target.extra.get("refused", [])]
+            return {"refused": refused, "max_images": self.max_images, "max_total_mb": _number(self.max_total_mb)}
+        if event in ("agent_reply", "info_needed"):
+            return {"text": text, "agent_name": agent.name if agent else self._desk(ticket).name}
+        if event == "status_changed":
+            return {"old_status_label": lifecycle.STATUS_LABELS.get(given.get("old_status", ""), ""),
+                    "new_status_label": lifecycle.STATUS_LABELS.get(given.get("new_status", ticket.get("status", "")), "")}
+        if event == "resolved":
+            return {"text": str(given.get("text", "")), "days": self.stale_days}
+        if event == "reminder":
+            return {"close_date": str(given.get("close_date", ""))}
+        if event == "closed":
+            return {"text": str(given.get("text", ""))}
+        if event == "closed_reply":
+            policy = given.get("policy", "new")
+            old = ticket.get("linked_ticket") if policy == "new" else ticket.get("number")
+            return {"policy": policy, "old_number": old, "new_number": ticket.get("number") if policy == "new" else None}
+        if event == "sender_refused":
+            sender = mail.sender.email if mail is not None and mail.sender else ""
+            return {"sender": sender, "allowed_domains": list(self.allowed_domains),
+                    "original_subject": mail.subject if mail is not None else ""}
+        if event == "request_rejected":
+            reason = _refusal(str(given.get("reason", "other")))
+            return {"reason": reason, "reason_label": REJECTION_LABELS.get(reason, REJECTION_LABELS["other"]),
+                    "original_subject": mail.subject if mail is not None else "", "form": FORM_TEMPLATE}
+        if event == "my_tickets":
+            return {key: given[key] for key in ("requester_name", "organisation", "tickets", "organisation_tickets")}
+        if event == "agent_new_ticket":
+            return {"text": text}
+        if event == "agent_requester_replied":
+            author = mail.sender.name or mail.sender.email if mail is not None and mail.sender else ""
+            return {"text": text, "author": author}
+        if event == "agent_command_error":
+            return {"errors": list(given.get("errors", []))}
+        if event in ("sla_warning", "sla_breach"):
+            return {"elapsed": str(given.get("elapsed", "")), "deadline": str(given.get("deadline", ""))}
+        if event == "outbox_held":
+            return {key: given[key] for key in ("recipient", "count", "period", "held_subject")}
+        return {}
+
+
+# incoming reason codes → the template's refusal kinds, and their labels
+_REFUSALS = {"too_large_total": "too_large", "empty_request": "document_only", "no_subject": "no_subject"}
+REFUSAL_LABELS = {
+    "too_many_images": "больше допустимого числа изображений без архива",
+    "too_large": "общий размер вложений больше допустимого",
+    "executable": "исполняемые файлы и сценарии не принимаются",
+    "type_not_allowed": "тип файла не принимается",
+    "document_only": "в обращении нет текста, только вложение",
+}
+REJECTION_LABELS = {
+    "no_subject": "в письме нет темы",
+    "no_text": "в письме нет текста обращения",
+    "document_only": "обращение состоит только из вложенного документа или видео, без текста",
+    "other": "письмо не удалось принять как обращение",
+}
+
+
+def _refusal(code: str) -> str:
+    name = code.split(".", 1)[-1]
+    return _REFUSALS.get(name, name)
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
