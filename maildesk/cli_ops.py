@@ -74,6 +74,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    from maildesk import cli_time
+
+    cli_time.register(cmds, sub)
     sub(cmds, "serve", cmd_serve, "run the daemon: receiver, pollers, outbox, scheduler")
     sub(cmds, "check", cmd_check, "check config, calendar, templates, database and every connection")
     outbox = cmds.add_parser("outbox", help="outgoing notifications").add_subparsers(dest="o_command", required=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import sqlalchemy as sa
@@ -37,20 +37,20 @@ class SqlHousekeepingStore:
         column, condition = _QUERIES[job]
         with session_scope(self.engine) as s:
             rows = s.exec(
-                select(Ticket.id, Ticket.version, Ticket.status, column)
+                select(Ticket.id, Ticket.version, Ticket.status, column, Ticket.stale_close_at)
                 .where(condition, column.is_not(None), column <= now).order_by(column).limit(limit)
             ).all()
-            return [DueTicket(number, version, status, due) for number, version, status, due in rows]
+            return [DueTicket(*row) for row in rows]
 
     def explain(self, job: str, now: datetime) -> list[str]:
         """The database's plan for a job's query (to show that it uses an index)."""
         column, condition = _QUERIES[job]
-        query = select(Ticket.id).where(condition, column.is_not(None), column <= now)
+        moment = sa.literal_column(f"'{now.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}'")
+        query = select(Ticket.id).where(condition, column.is_not(None), column <= moment)
         with self.engine.connect() as conn:
-            compiled = query.compile(conn, compile_kwargs={"literal_binds": False})
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
             prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
-            rows = conn.exec_driver_sql(prefix + str(compiled), tuple(compiled.params.values())
-                                        if conn.dialect.name == "sqlite" else compiled.params).fetchall()
+            rows = conn.exec_driver_sql(prefix + sql).fetchall()
             return [" ".join(str(c) for c in row) for row in rows]
 
     def apply_due(self, item: DueTicket, change: DueChange, now: datetime, composer: Composer) -> bool:

@@ -22,6 +22,7 @@ class DueTicket:
     version: int
     status: str
     due_at: datetime
+    close_at: datetime | None = None  # the stale close, which a reminder announces
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,13 @@ class HousekeepingPolicy:
     timezone: str = "Europe/Simferopol"
 
 
-def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPolicy, local: str) -> DueChange | None:
-    """The pure rule: what falling due means for a ticket. `local` is the due time as people read it."""
+def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPolicy) -> DueChange | None:
+    """The pure rule: what falling due means for a ticket."""
+    from zoneinfo import ZoneInfo
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(ZoneInfo(policy.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
+
     if job == "stale_close":
         if item.status == "resolved" and policy.close_resolved_on_silence:
             reason = "resolved"  # nobody disputed the fix (002): closed as resolved
@@ -61,26 +67,22 @@ def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPol
                          notices=(Notice("closed", "requester", {"reason": reason}),))
     if job == "stale_remind":
         return DueChange(job, marks={"reminded_at": now}, event=("reminded", {}),
-                         notices=(Notice("reminder", "requester", {"close_date": local}),))
+                         notices=(Notice("reminder", "requester", {"close_date": local(item.close_at)}),))
     if job == "sla_warning":
         return DueChange(job, marks={"accept_warned_at": now}, event=("sla_warning", {"due": item.due_at.isoformat()}),
-                         notices=(Notice("sla_warning", "agents", {"deadline": local}),))
+                         notices=(Notice("sla_warning", "agents", {"deadline": local(item.due_at)}),))
     if job == "sla_breach":
         return DueChange(job, marks={"accept_breached_at": now}, event=("sla_breach", {"due": item.due_at.isoformat()}),
-                         notices=(Notice("sla_breach", "supervisor", {"deadline": local}),))
+                         notices=(Notice("sla_breach", "supervisor", {"deadline": local(item.due_at)}),))
     raise ValueError(f"unknown job {job!r}")
 
 
 def run_job(job: str, store: HousekeepingStore, composer: Any, now: datetime, policy: HousekeepingPolicy,
             *, dry_run: bool = False, limit: int = 10_000) -> list[dict[str, Any]]:
     """One pass of a job as of `now`; returns what it did (or, dry, would do). Safe to run anywhere, twice."""
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(policy.timezone)
     done: list[dict[str, Any]] = []
     for item in store.due(job, now, limit):
-        local = item.due_at.astimezone(zone).strftime("%d.%m.%Y %H:%M")
-        change = change_for(job, item, now, policy, local)
+        change = change_for(job, item, now, policy)
         if change is None:
             continue
         if dry_run or store.apply_due(item, change, now, composer):
