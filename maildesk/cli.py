@@ -77,8 +77,15 @@ def cmd_tickets_list(args: argparse.Namespace) -> int:
     from maildesk.adapters.queries import TicketFilter, list_tickets
 
     app = _app(args)
-    f = TicketFilter(status=tuple(args.status or ()), requester=args.requester or "",
-                     organisation=args.organisation or "", text=args.text or "", limit=args.limit)
+    owner = ""
+    if args.mine:
+        from maildesk.cli_agents import _agent
+
+        owner = _agent(args).address
+    status = tuple(args.status or ()) + (("feedback", "resolved") if args.waiting else ())
+    f = TicketFilter(status=status, requester=args.requester or "", organisation=args.organisation or "",
+                     text=args.text or "", owner=owner, unassigned=args.unassigned,
+                     overdue_at=app.deps.clock.now() if args.overdue else None, limit=args.limit)
     rows = list_tickets(app.engine, f)
     if args.json:
         _print_json(rows)
@@ -213,11 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requester", help="requester address")
     p.add_argument("--organisation", help="organisation name (part)")
     p.add_argument("--text", help="text in subject or messages")
+    p.add_argument("--mine", action="store_true", help="owned by the agent given with --as / $MAILDESK_AGENT")
+    p.add_argument("--as", dest="as_agent", help="agent login or address, for --mine")
+    p.add_argument("--unassigned", action="store_true", help="open tickets nobody owns")
+    p.add_argument("--overdue", action="store_true", help="past the acceptance deadline, not taken")
+    p.add_argument("--waiting", action="store_true", help="waiting for the requester (feedback, resolved)")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--json", action="store_true")
     p = _sub(tickets, "show", cmd_tickets_show, "a ticket with its thread, attachments and history")
     p.add_argument("number", type=int)
     p.add_argument("--json", action="store_true")
+    from maildesk import cli_agents
+
+    cli_agents.register(tickets, _sub)
 
     quarantine = cmds.add_parser("quarantine", help="quarantined mail").add_subparsers(dest="q_command", required=True)
     p = _sub(quarantine, "list", cmd_quarantine_list, "held mail, newest first")

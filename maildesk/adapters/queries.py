@@ -25,6 +25,7 @@ class TicketFilter:
     text: str = ""
     owner: str = ""
     unassigned: bool = False
+    overdue_at: datetime | None = None  # past the acceptance deadline at this moment, not taken
     limit: int = 200
 
 
@@ -49,7 +50,10 @@ def list_tickets(engine: Engine, f: TicketFilter) -> list[dict[str, Any]]:
         if f.owner:
             q = q.where(Ticket.owner == f.owner.lower())
         if f.unassigned:
-            q = q.where(Ticket.owner.is_(None))
+            q = q.where(Ticket.owner.is_(None), Ticket.status != "closed")
+        if f.overdue_at is not None:
+            q = q.where(Ticket.accepted_at.is_(None), Ticket.accept_due_at <= f.overdue_at,
+                        Ticket.status.in_(("new", "assigned", "in_progress")))
         if f.text:
             pattern = f"%{f.text}%"
             in_messages = select(MessageRow.ticket_id).where(MessageRow.text.ilike(pattern))

@@ -58,6 +58,11 @@ class SqlTicketStore:
                 reused = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first() is not None
             return Context(ticket, signal, sender_org, bounced, reused)
 
+    def ticket_view(self, number: int) -> TicketView | None:
+        with session_scope(self.engine) as s:
+            row = s.get(Ticket, number)
+            return _view(s, row) if row is not None else None
+
     def quarantine_entry(self, entry_id: int) -> dict[str, Any] | None:
         from maildesk.adapters.queries import show_quarantine
 
@@ -216,7 +221,10 @@ class _Apply:
 
     def _message(self) -> None:
         mail, t = self.inc.mail, self.t
-        assert self.ticket is not None and mail is not None and t is not None
+        assert self.ticket is not None
+        if mail is None or t is None:
+            self._action_message()
+            return
         sender = mail.sender
         self.message = MessageRow(
             ticket_id=self.ticket.id or 0, direction="in", visibility=self.d.visibility, kind=self.d.message_kind,
@@ -230,9 +238,24 @@ class _Apply:
         self.s.add(self.message)
         self.s.flush()
 
+    def _action_message(self) -> None:
+        """What an agent wrote at the terminal: a reply (public) or a note (internal)."""
+        assert self.ticket is not None
+        if not self.d.text:
+            return
+        self.message = MessageRow(
+            ticket_id=self.ticket.id or 0, direction="out", visibility=self.d.visibility, kind="normal",
+            sender=self.inc.actor, subject=self.ticket.subject, text=self.d.text, source=self.inc.envelope.source,
+            created_at=self.now,
+        )
+        self.s.add(self.message)
+        self.s.flush()
+
     def _attachments(self) -> None:
         mail, t = self.inc.mail, self.t
-        assert self.ticket is not None and mail is not None and t is not None and self.message is not None
+        if mail is None or t is None or self.message is None:
+            return
+        assert self.ticket is not None
         refused = dict(t.refused_files)
         entry = None
         for index, (att, sha) in enumerate(zip(mail.attachments, self.inc.attachment_shas)):
@@ -278,7 +301,7 @@ class _Apply:
 
     def _events(self) -> None:
         assert self.ticket is not None
-        actor = (self.t.sender if self.t else None) or "system"
+        actor = self.inc.actor or (self.t.sender if self.t else None) or "system"
         for action, detail in self.d.events:
             self.s.add(EventRow(
                 ticket_id=self.ticket.id or 0, at=self.now, actor=actor, action=action, detail=dict(detail),
@@ -290,13 +313,16 @@ class _Apply:
             return
         snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
         for notice in self.d.notices:
-            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, (), self.inc.mail,
-                                  {"refused": self._refused_info(notice)})
+            extra: dict[str, Any] = {"refused": self._refused_info(notice)}
+            if notice.event == "my_tickets" and self.t is not None and self.t.sender:
+                extra.update(open_tickets_of(self.s, self.t.sender, self.t.sender_name))
+            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, (), self.inc.mail, extra)
             emit(self.s, self.ticket, target, self.composer, self.now)
 
     def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
         if notice.to == "sender":
-            return (self.t.sender,) if self.t and self.t.sender else ()
+            sender = self.inc.actor or (self.t.sender if self.t else None)
+            return (sender,) if sender else ()
         return role_recipients(self.s, notice, snapshot)
 
     def _refused_info(self, notice: Notice) -> list[dict[str, Any]]:
@@ -306,6 +332,8 @@ class _Apply:
         return [{"name": _safe_name(atts[i].filename, i), "size": atts[i].size, "reason": r.code} for i, r in self.t.refused_files]
 
     def _processed(self) -> None:
+        if not self.inc.key:
+            return  # an action at the terminal: no incoming message to remember
         mail = self.inc.mail
         self.s.add(ProcessedMail(
             key=self.inc.key, message_id=mail.message_id if mail else None, raw_sha256=self.inc.raw_sha256,
@@ -334,6 +362,23 @@ def resume_clocks(ticket: Ticket, now: datetime, work: WorkClock | None) -> None
         ticket.accept_due_at = work.resume(ticket.accept_due_at, ticket.waiting_since, now)
     if ticket.accept_warn_at is not None and ticket.accept_warned_at is None:
         ticket.accept_warn_at = work.resume(ticket.accept_warn_at, ticket.waiting_since, now)
+
+
+def open_tickets_of(s: Session, email: str, name: str) -> dict[str, Any]:
+    """A requester's open tickets and their organisation's, for the «Мои заявки» answer."""
+    contact = s.exec(select(Contact).where(Contact.email == email)).first()
+    open_q = select(Ticket, Contact).join(Contact, Contact.id == Ticket.requester_id).where(Ticket.status != "closed")
+    own = s.exec(open_q.where(Ticket.requester_id == (contact.id if contact else -1)).order_by(Ticket.id)).all()
+    org = s.get(Organisation, contact.organisation_id) if contact and contact.organisation_id else None
+    colleagues = s.exec(open_q.where(Ticket.organisation_id == org.id, Ticket.requester_id != contact.id)
+                        .order_by(Ticket.id).limit(100)).all() if org and contact else []
+
+    def row(ticket: Ticket, requester: Contact) -> dict[str, Any]:
+        return {"number": ticket.id, "subject": ticket.subject, "status": ticket.status, "created_at": ticket.created_at,
+                "requester_name": requester.name or requester.email}
+
+    return {"requester_name": (contact.name if contact else "") or name or email, "organisation": org.name if org else "",
+            "tickets": [row(t, c) for t, c in own], "organisation_tickets": [row(t, c) for t, c in colleagues]}
 
 
 def role_recipients(s: Session, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:

@@ -35,14 +35,18 @@ def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Seque
     if status and status != ticket.status:
         events.append(("status", {"from": ticket.status, "to": status, "reason": reason}))
     notices: list[Notice] = []
-    if plan.reply:
+    moved = bool(status and status != ticket.status)
+    carries_text = moved and status in ("resolved", "closed")  # one mail: the answer inside the status notice
+    if plan.reply and not carries_text:
         notices.append(Notice("agent_reply", "requester", {"agent": actor.address, "text": plan.reply}))
+    if plan.reply:
         events.append(("agent_reply", {}))
     if plan.question:
         notices.append(Notice("info_needed", "requester", {"agent": actor.address, "text": plan.question}))
         events.append(("info_needed", {}))
-    elif status and status != ticket.status and status in STATUS_NOTICES:
-        extra = {"reason": reason or "", "old_status": ticket.status, "new_status": status}
+    elif moved and status in STATUS_NOTICES and (carries_text or not plan.reply):
+        extra = {"reason": reason or "", "old_status": ticket.status, "new_status": status,
+                 "text": plan.reply if carries_text else ""}
         notices.append(Notice(STATUS_NOTICES[status], "requester", extra))
     if plan.note:
         events.append(("note", {}))

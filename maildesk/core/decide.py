@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -46,11 +47,22 @@ def _decide(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
             notices = (Notice("sender_refused", t.sender),)
         reason = t.sender_reason or Reason("sender.refused")
         return Decision(Outcome.QUARANTINED, "sender.refused", (reason,), quarantine=reason, notices=notices)
+    if c.ticket is None and _asks_for_list(t.mail.subject):
+        return Decision(Outcome.IGNORED, "requester.my_tickets", notices=(Notice("my_tickets", "sender"),))
     if c.ticket is not None:
         if _may_write(t, c, policy):
             return _into_ticket(t, c, policy)
         return _new_ticket(t, link_to=c.ticket.number, rule="thread.not_permitted")
     return _new_ticket(t, link_to=None, rule="ticket.new")
+
+
+_LIST_SUBJECTS = re.compile(r"^\s*((re|fwd?|ответ|отв)\s*:\s*)*(мои\s+заявки|список\s+(моих\s+)?заявок)\s*[.!]?\s*$",
+                            re.IGNORECASE)
+
+
+def _asks_for_list(subject: str) -> bool:
+    """«Мои заявки» as the subject: the requester wants their open tickets (the portal view, by mail)."""
+    return bool(_LIST_SUBJECTS.match(subject))
 
 
 def _automatic(t: Triage, c: Context) -> Decision:

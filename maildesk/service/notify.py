@@ -120,6 +120,11 @@ class NoticeComposer:
     def _local(self, moment: datetime | None) -> str:
         return moment.astimezone(ZoneInfo(self.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
 
+    def _listed(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"number": row["number"], "tag": subject_tag(row["number"], self.tag), "subject": row["subject"],
+                "status_label": lifecycle.STATUS_LABELS[row["status"]], "created_at": self._local(row["created_at"]),
+                "requester_name": row["requester_name"]}
+
     def _ticket_context(self, ticket: dict[str, Any] | None) -> dict[str, Any]:
         if ticket is None:
             return {}
@@ -176,7 +181,10 @@ class NoticeComposer:
             return {"reason": reason, "reason_label": REJECTION_LABELS.get(reason, REJECTION_LABELS["other"]),
                     "original_subject": mail.subject if mail is not None else "", "form": FORM_TEMPLATE}
         if event == "my_tickets":
-            return {key: given[key] for key in ("requester_name", "organisation", "tickets", "organisation_tickets")}
+            lists = {key: [self._listed(row) for row in target.extra.get(key, [])]
+                     for key in ("tickets", "organisation_tickets")}
+            return {"requester_name": target.extra.get("requester_name", ""),
+                    "organisation": target.extra.get("organisation", ""), **lists}
         if event == "agent_new_ticket":
             return {"text": text}
         if event == "agent_requester_replied":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Sequence
 
-from maildesk.core.decision import Context, Decision, Notice, Triage
+from maildesk.core.decision import Context, Decision, Notice, TicketView, Triage
 from maildesk.core.model import Envelope, InboundMail, Outcome, Reason
 
 
@@ -38,6 +38,7 @@ class Incoming:
     decision: Decision
     attachment_shas: Sequence[str] = ()
     replace_key: bool = False  # a released quarantine entry is processed again under its key
+    actor: str = ""  # who acts when there is no mail (an agent at the terminal)
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,4 @@ class TicketStore(Protocol):
     def context(self, triage: Triage) -> Context: ...
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult: ...
     def quarantine_entry(self, entry_id: int) -> dict[str, Any] | None: ...
+    def ticket_view(self, number: int) -> TicketView | None: ...
