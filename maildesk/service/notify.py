@@ -90,7 +90,8 @@ class NoticeComposer:
             auto_submitted="no" if human else ("auto-replied" if target.trigger else "auto-generated"),
             date=now, ticket_number=number or None,
         )
-        return Outgoing(notice.event, recipients, message_id, raw, automatic=not human)
+        # the per-recipient cap breaks loops with outside mailboxes; the desk's own agents are not capped
+        return Outgoing(notice.event, recipients, message_id, raw, automatic=not human and notice.event not in AGENT_EVENTS)
 
     def _recipients(self, target: NoticeTarget) -> tuple[str, ...]:
         to = target.notice.to
