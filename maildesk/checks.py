@@ -55,7 +55,22 @@ def _relay(settings: Settings) -> str:
     return f"relay {out.host}:{out.port} answers"
 
 
+def _calendar(settings: Settings) -> str:
+    from datetime import datetime, timezone
+
+    from maildesk.adapters.calendar_file import load_calendar
+
+    calendar, _ = load_calendar(settings)
+    year = datetime.now(timezone.utc).year
+    missing = [y for y in (year, year + 1) if not calendar.is_known(y)]
+    years = ", ".join(f"{y} ({calendar.status(y)})" for y in sorted(calendar.years))
+    if year not in calendar.years:
+        raise RuntimeError(f"no year {year} in the calendar (has {years})")
+    return f"years {years}" + (f"; missing {', '.join(map(str, missing))}" if missing else "")
+
+
 CHECKS: tuple[tuple[str, Callable[[Settings], str]], ...] = (
+    ("calendar", _calendar),
     ("database", _database),
     ("archive", _archive),
     ("templates", _templates),

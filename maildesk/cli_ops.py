@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 EX_OK, EX_ERROR = 0, 1
@@ -21,7 +22,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"maildesk: database schema is at {current or 'nothing'}, expected {head}: "
               f"run `maildesk db upgrade` first", file=sys.stderr)
         return EX_ERROR
-    return run(settings)
+    from maildesk import config as config_mod
+
+    return run(settings, str(args.config or config_mod.default_config_path()))
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
@@ -73,6 +76,46 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EX_OK if all(ok for _, ok, _ in results) else EX_ERROR
 
 
+# -- backup and restore ---------------------------------------------------------------------
+def cmd_backup(args: argparse.Namespace) -> int:
+    from maildesk.adapters.backup import BackupError, backup
+    from maildesk.cli import CommandError
+
+    try:
+        manifest = backup(args.settings, args.dest)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    counts = manifest["counts"]
+    print(f"backup in {args.dest}: {manifest['database']} at schema {manifest['schema_revision'] or 'nothing'}, "
+          f"{counts['tickets']} tickets, {counts['messages']} messages, {counts['attachments']} attachments, "
+          f"{counts['quarantine']} quarantined, {counts['archive_files']} archive files")
+    return EX_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from maildesk.adapters.backup import BackupError, restore
+    from maildesk.adapters.database import head_revision
+    from maildesk.cli import CommandError
+
+    try:
+        report = restore(args.settings, args.src, force=args.force)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    c = report.counts
+    print(f"restored {args.src} (taken {report.manifest['created_at']}): {c['tickets']} tickets, "
+          f"{c['messages']} messages, {c['attachments']} attachments, {c['quarantine']} quarantined")
+    for digest in report.damaged:
+        print(f"damaged or absent in the backup, not restored: {digest}", file=sys.stderr)
+    for digest in report.missing:
+        print(f"named by the database but missing from the archive: {digest}", file=sys.stderr)
+    expected = {k: v for k, v in report.manifest["counts"].items() if k in c}
+    if c != expected:
+        print(f"counts differ from the manifest: expected {expected}, found {c}", file=sys.stderr)
+    if report.revision != head_revision(args.settings.database_url):
+        print(f"schema is at {report.revision}: run `maildesk db upgrade`")
+    return EX_OK if report.ok else EX_ERROR
+
+
 def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
     from maildesk import cli_time
 
@@ -87,3 +130,9 @@ def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("id", type=int)
     p = sub(outbox, "retry", cmd_outbox_retry, "queue failed or held notifications again")
     p.add_argument("id", type=int, nargs="?", help="one message (default: every failed one)")
+    # backup and restore
+    p = sub(cmds, "backup", cmd_backup, "copy database, mail archive and key into a new folder, consistently")
+    p.add_argument("dest", type=Path, help="a new or empty folder")
+    p = sub(cmds, "restore", cmd_restore, "put a backup back into an empty store and data dir")
+    p.add_argument("src", type=Path, help="a folder written by `maildesk backup`")
+    p.add_argument("--force", action="store_true", help="overwrite a store that holds tickets or mail")

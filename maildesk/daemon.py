@@ -93,8 +93,24 @@ def components(settings: Settings) -> dict[str, Component]:
     return found
 
 
+def reload(app: App, config_path: str | None) -> None:
+    """SIGHUP: read templates and the calendar again; structural settings need a restart."""
+    from maildesk import config as config_mod
+    from maildesk.adapters.calendar_file import work_clock
+
+    try:
+        settings = config_mod.load(config_path) if config_path else app.settings
+        work = work_clock(settings)
+    except config_mod.ConfigError as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return
+    app.renderer.reload()
+    app.work = app.store.work = work
+    log.info("reloaded templates and calendar (years %s)", ", ".join(map(str, sorted(work.calendar.years))))
+
+
 async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, config_path: str | None = None) -> None:
     app = build(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,6 +119,10 @@ async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload, app, config_path)
+    except (NotImplementedError, RuntimeError):
+        pass
     parts = components(settings)
     log.info("maildesk starting: database %s, desks %s, components %s", _safe(settings.database_url),
              ", ".join(settings.desk_addresses), ", ".join(parts))
@@ -124,6 +144,6 @@ def _safe(url: str) -> str:
     return url.split("@", 1)[1] if "@" in url else url
 
 
-def run(settings: Settings) -> int:
-    asyncio.run(serve(settings))
+def run(settings: Settings, config_path: str | None = None) -> int:
+    asyncio.run(serve(settings, config_path=config_path))
     return 0

@@ -139,3 +139,47 @@ def test_sigkill_during_ingest_leaves_nothing_or_a_whole_ticket(config: Path, tm
         assert conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar() == 1
         assert conn.execute(sa.text("SELECT count(*) FROM attachments")).scalar() == 1
     engine.dispose()
+
+
+def test_check_passes_on_a_good_config_and_names_the_failure_on_a_bad_one(config: Path, tmp_path: Path) -> None:
+    good = maildesk(config, "check")
+    assert b"ok   database" in good.stdout and b"ok   templates" in good.stdout and b"ok   calendar" in good.stdout
+    (tmp_path / "other").mkdir()
+    stale = write_config(tmp_path / "other", outgoing={"transport": "smtp", "host": "127.0.0.1", "port": 1})
+    bad = maildesk(stale, "check", check=False)
+    assert bad.returncode == 1
+    assert b"FAIL database" in bad.stdout, "schema not created: db upgrade was not run"
+    assert b"FAIL outgoing" in bad.stdout
+
+
+def test_templates_preview_and_calendar(config: Path) -> None:
+    preview = maildesk(config, "templates", "preview", "ticket_created").stdout.decode()
+    assert preview.startswith("Subject: [СТП #") and "Здравствуйте" in preview
+    shown = maildesk(config, "calendar", "show", "2025").stdout.decode()
+    assert "247 working days" in shown and "02.05" in shown
+    assert maildesk(config, "calendar", "check").returncode == 0
+
+
+def test_jobs_dry_run_shows_what_would_close(config: Path) -> None:
+    maildesk(config, "ingest", stdin=make_mail(subject="Принтер", body="Не печатает принтер."))  # no phone: feedback
+    dry = maildesk(config, "jobs", "run", "stale_close", "--as-of", "2027-03-01T09:00+03:00", "--dry-run", "--json")
+    [planned] = json.loads(dry.stdout)
+    assert (planned["ticket"], planned["status"]) == (1, "closed")
+    [ticket] = json.loads(maildesk(config, "tickets", "list", "--json").stdout)
+    assert ticket["status"] == "feedback", "a dry run changes nothing"
+
+
+def test_agent_actions_at_the_terminal(config: Path) -> None:
+    maildesk(config, "ingest", stdin=make_mail())
+    maildesk(config, "tickets", "assign", "1", "me", "--as", "petrov")
+    maildesk(config, "tickets", "note", "1", "позвонить", "после", "обеда", "--as", "petrov")
+    refused = maildesk(config, "tickets", "priority", "1", "7", "--as", "petrov", check=False)
+    assert refused.returncode == 1 and "приоритет" in refused.stderr.decode()
+    maildesk(config, "tickets", "status", "1", "resolved", "--as", "petrov")
+    shown = json.loads(maildesk(config, "tickets", "show", "1", "--json").stdout)
+    assert (shown["status"], shown["owner"], shown["priority"]) == ("resolved", "petrov@miac.sev.gov.ru", 3)
+    mine = json.loads(maildesk(config, "tickets", "list", "--mine", "--as", "petrov", "--json").stdout)
+    assert [t["number"] for t in mine] == [1]
+    assert json.loads(maildesk(config, "tickets", "list", "--waiting", "--json").stdout)[0]["number"] == 1
+    nobody = maildesk(config, "tickets", "note", "1", "x", check=False)
+    assert nobody.returncode == 1 and b"--as" in nobody.stderr
