@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,34 +30,19 @@ class SqlTicketStore:
         self.engine = engine
         self.work = work  # computes due times; None leaves them unset
 
-    # -- reads ---------------------------------------------------------------------------
-    def processed(self, key: str) -> IngestResult | None:
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTx]:
+        """One database transaction for several messages (group commit); committed on exit."""
         with session_scope(self.engine) as s:
-            row = s.get(ProcessedMail, key)
-            if row is None:
-                return None
-            return IngestResult(Outcome(row.outcome), row.decision.get("rule", ""), row.ticket_id, row.quarantine_id, (), key)
+            yield StoreTx(s, self.work)
+
+    def processed(self, key: str) -> IngestResult | None:
+        with self.transaction() as tx:
+            return tx.processed(key)
 
     def context(self, triage: Triage) -> Context:
-        with session_scope(self.engine) as s:
-            sender_org = None
-            if triage.sender:
-                contact = s.exec(select(Contact).where(Contact.email == triage.sender)).first()
-                sender_org = contact.organisation_id if contact else None
-            ticket, signal = None, None
-            for ref in triage.refs:
-                number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
-                row = s.get(Ticket, number) if number is not None else None
-                if row is not None:
-                    ticket, signal = _view(s, row), ref
-                    break
-            bounced = None
-            if triage.kind is MailKind.BOUNCE:
-                bounced = next((n for n in map(lambda i: _ticket_of_message_id(s, i), triage.bounced_ids) if n), None)
-            reused = False
-            if triage.mail.message_id:
-                reused = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first() is not None
-            return Context(ticket, signal, sender_org, bounced, reused)
+        with self.transaction() as tx:
+            return tx.context(triage)
 
     def ticket_view(self, number: int) -> TicketView | None:
         with session_scope(self.engine) as s:
@@ -68,17 +54,60 @@ class SqlTicketStore:
 
         return show_quarantine(self.engine, entry_id)
 
-    # -- the one write -------------------------------------------------------------------
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
         try:
-            with session_scope(self.engine) as s:
-                return _Apply(s, incoming, now, composer, self.work).run()
+            with self.transaction() as tx:
+                return tx.apply(incoming, now, composer)
         except sa.exc.IntegrityError:
             # the same message committed meanwhile by another session or instance
             prior = self.processed(incoming.key)
             if prior is None:
                 raise
             return IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), incoming.key)
+
+
+class StoreTx:
+    """The store's reads and the decision's write inside one open transaction."""
+
+    def __init__(self, s: Session, work: WorkClock | None) -> None:
+        self.s, self.work = s, work
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: a failing message is undone alone, the batch goes on."""
+        with self.s.begin_nested():
+            yield
+
+    def processed(self, key: str) -> IngestResult | None:
+        row = self.s.get(ProcessedMail, key)
+        if row is None:
+            return None
+        return IngestResult(Outcome(row.outcome), row.decision.get("rule", ""), row.ticket_id, row.quarantine_id, (), key)
+
+    def context(self, triage: Triage) -> Context:
+        s = self.s
+        sender_org = None
+        if triage.sender:
+            contact = s.exec(select(Contact).where(Contact.email == triage.sender)).first()
+            sender_org = contact.organisation_id if contact else None
+        ticket, signal = None, None
+        for ref in triage.refs:
+            number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
+            row = s.get(Ticket, number) if number is not None else None
+            if row is not None:
+                ticket, signal = _view(s, row), ref
+                break
+        bounced = None
+        if triage.kind is MailKind.BOUNCE:
+            bounced = next((n for n in (_ticket_of_message_id(s, i) for i in triage.bounced_ids) if n), None)
+        reused = False
+        if triage.mail.message_id:
+            found = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first()
+            reused = found is not None
+        return Context(ticket, signal, sender_org, bounced, reused)
+
+    def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
+        return _Apply(self.s, incoming, now, composer, self.work).run()
 
 
 def _ticket_of_message_id(s: Session, message_id: str) -> int | None:
@@ -312,11 +341,12 @@ class _Apply:
         if not self.d.notices:
             return
         snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
+        ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
         for notice in self.d.notices:
             extra: dict[str, Any] = {"refused": self._refused_info(notice)}
             if notice.event == "my_tickets" and self.t is not None and self.t.sender:
                 extra.update(open_tickets_of(self.s, self.t.sender, self.t.sender_name))
-            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, (), self.inc.mail, extra)
+            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, ids, self.inc.mail, extra)
             emit(self.s, self.ticket, target, self.composer, self.now)
 
     def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
@@ -395,7 +425,7 @@ def role_recipients(s: Session, notice: Notice, snapshot: dict[str, Any] | None)
 
 def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Composer, now: datetime) -> None:
     """Compose one notice and queue it in the outbox, in the caller's transaction."""
-    if ticket is not None and ticket.id:
+    if ticket is not None and ticket.id and not target.thread_ids:
         target = replace(target, thread_ids=thread_ids(s, ticket.id))
     if not target.recipients and target.notice.to not in ("agents", "owner", "supervisor"):
         return
@@ -410,7 +440,6 @@ def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Comp
     if ticket is not None:
         s.add(EventRow(ticket_id=ticket.id or 0, at=now, actor="system", action="notified",
                        detail={"event": out.event, "to": list(out.recipients), "message_id": out.message_id}))
-    s.flush()
 
 
 def _first_desk(t: Triage) -> str:

@@ -1,0 +1,170 @@
+"""Concurrent ingest for the receivers: parse in worker processes, commit in batches from one writer.
+
+Parsing and triage are pure and CPU-bound, so they run in a process pool over every
+core; archiving the raw bytes (fsync) happens there too. Commits stay in one writer
+thread, in arrival order: it takes whatever messages are ready and applies them in one
+transaction (group commit), each inside its own savepoint so that one failing message
+is undone alone. A message's future resolves only after that transaction committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from maildesk.core.decide import decide
+from maildesk.core.decision import Decision, Triage
+from maildesk.core.dedupe import idempotency_key
+from maildesk.core.model import Envelope, InboundMail, Outcome, Reason
+from maildesk.core.parse import check_limits, parse
+from maildesk.core.triage import triage
+from maildesk.service.ingest import Deps, Policy, TemporaryFailure
+from maildesk.service.ports import Archive, Incoming, IngestResult
+
+log = logging.getLogger("maildesk.pipeline")
+
+MAX_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message parsed, triaged and archived, waiting for its commit."""
+
+    key: str
+    raw_sha256: str
+    envelope: Envelope
+    mail: InboundMail | None
+    triage: Triage | None
+    limit: Reason | None
+    attachment_shas: tuple[str, ...]
+    size: int
+
+
+def prepare(raw: bytes, envelope: Envelope, policy: Policy, archive: Archive) -> Prepared:
+    """The pure half of ingest plus the archive writes; runs in a worker process."""
+    key = idempotency_key(raw)
+    limit = check_limits(raw)
+    raw_sha = archive.put(raw)
+    if limit is not None:
+        return Prepared(key, raw_sha, envelope, None, None, limit, (), len(raw))
+    mail = parse(raw)
+    triaged = triage(mail, envelope, policy.triage)
+    shas = tuple(archive.put(a.data) for a in mail.attachments)
+    return Prepared(key, raw_sha, envelope, mail, triaged, None, shas, len(raw))
+
+
+@dataclass
+class _Job:
+    """A submitted message: its preparation under way in a worker, its result once committed."""
+
+    preparing: Future
+    done: Future = field(default_factory=Future)
+
+    @property
+    def prepared(self) -> Prepared:
+        return self.preparing.result()
+
+
+def _executor(workers: int) -> Executor:
+    if workers <= 1:
+        return ThreadPoolExecutor(max_workers=2, thread_name_prefix="maildesk-parse")
+    # forkserver: workers never inherit the daemon's threads or open sockets
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+class IngestPipeline:
+    """submit(raw, envelope) → Future[IngestResult], resolved after the commit; TemporaryFailure when not taken."""
+
+    def __init__(self, deps: Deps, transaction: Any, workers: int = 0) -> None:
+        self.deps = deps
+        self.transaction = transaction  # () -> context manager yielding a StoreTx
+        self.workers = workers or os.cpu_count() or 1
+        self.pool = _executor(self.workers)
+        self.queue: queue.Queue[_Job | None] = queue.Queue()
+        self.writer = threading.Thread(target=self._write_loop, name="maildesk-writer", daemon=True)
+        self.writer.start()
+
+    def submit(self, raw: bytes, envelope: Envelope) -> Future:
+        # queued at once, in arrival order: the writer commits in that order whatever finishes parsing first
+        job = _Job(self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive))
+        self.queue.put(job)
+        return job.done
+
+    def ingest(self, raw: bytes, envelope: Envelope, timeout: float | None = None) -> IngestResult:
+        return self.submit(raw, envelope).result(timeout)
+
+    def _ready(self, job: _Job) -> bool:
+        """Wait for a job's preparation; a failed one is answered at once and left out."""
+        error = job.preparing.exception()
+        if error is None:
+            return True
+        log.error("message not taken, will be retried: %s", error)
+        job.done.set_exception(TemporaryFailure(str(error)))
+        return False
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first] if self._ready(first) else []
+            while len(batch) < MAX_BATCH:  # whatever else has arrived meanwhile joins this commit
+                try:
+                    job = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                if self._ready(job):
+                    batch.append(job)
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        outcomes: list[IngestResult | BaseException] = []
+        try:
+            with self.transaction() as tx:
+                now = self.deps.clock.now()
+                for job in batch:
+                    try:
+                        with tx.savepoint():
+                            outcomes.append(self._apply(tx, job.prepared, now))
+                    except Exception as exc:  # undone alone; the sender retries it
+                        log.exception("message %s not taken", job.prepared.key[:12])
+                        outcomes.append(exc)
+        except Exception as exc:  # the commit itself failed: nothing of the batch was taken
+            log.error("batch of %d not committed, will be retried: %s", len(batch), exc)
+            outcomes = [exc] * len(batch)
+        for job, outcome in zip(batch, outcomes):
+            if isinstance(outcome, BaseException):
+                job.done.set_exception(TemporaryFailure(str(outcome)))
+            else:
+                job.done.set_result(outcome)
+                if self.deps.on_result is not None:
+                    self.deps.on_result(outcome, job.prepared.envelope, job.prepared.size)
+
+    def _apply(self, tx: Any, p: Prepared, now: Any) -> IngestResult:
+        prior = tx.processed(p.key)
+        if prior is not None:
+            return IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), p.key)
+        if p.limit is not None or p.triage is None:
+            reason = p.limit or Reason("parse.failed")
+            decision = Decision(Outcome.QUARANTINED, reason.code, (reason,), quarantine=reason, record={"rule": reason.code})
+        else:
+            decision = decide(p.triage, tx.context(p.triage), self.deps.policy.decide)
+        incoming = Incoming(p.key, p.raw_sha256, p.envelope, p.mail, p.triage, decision, p.attachment_shas)
+        return tx.apply(incoming, now, self.deps.composer)
+
+    def close(self) -> None:
+        """Finish what was submitted, then stop the writer and the workers."""
+        self.queue.put(None)
+        self.writer.join()
+        self.pool.shutdown(wait=True)
