@@ -83,7 +83,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     try:
         manifest = backup(args.settings, args.dest)
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         raise CommandError(str(exc)) from exc
     counts = manifest["counts"]
     print(f"backup in {args.dest}: {manifest['database']} at schema {manifest['schema_revision'] or 'nothing'}, "
@@ -99,7 +99,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     try:
         report = restore(args.settings, args.src, force=args.force)
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         raise CommandError(str(exc)) from exc
     c = report.counts
     print(f"restored {args.src} (taken {report.manifest['created_at']}): {c['tickets']} tickets, "

@@ -138,16 +138,33 @@ class ImapAccount:
     user: str
     desk: str = ""
     port: int = 993
-    security: Literal["ssl", "starttls"] = "ssl"
+    security: Literal["ssl", "starttls", "none"] = "ssl"  # "none": plaintext, for a loopback host only
     verify_certificates: bool = True
     password: str = ""
     password_file: str = ""
     password_env: str = ""
-    folder: str = "INBOX"
+    folder: str = "INBOX"  # "/" in folder names stands for the server's hierarchy separator
     processed_folder: str = "maildesk/processed"
     quarantine_folder: str = "maildesk/quarantine"
     poll_seconds: int = 60
     max_attempts: int = 3
+    # "auto": MOVE, else COPY + UID EXPUNGE (UIDPLUS), else COPY + \Deleted left for the owner;
+    # naming a weaker method works around a server whose MOVE or UIDPLUS is broken
+    move_method: Literal["auto", "move", "copy-expunge", "copy-flag"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.security == "none" and self.host.strip("[]").lower() not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(f"imap.security: 'none' sends the password in clear and is allowed only with host "
+                              f"127.0.0.1, localhost or ::1 (account {self.name!r} has host {self.host!r})")
+        for key in ("poll_seconds", "max_attempts"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"imap.{key}: must be at least 1 (account {self.name!r})")
+
+
+# -- [http]: metrics and health endpoint --
+@dataclass(frozen=True)
+class HttpSection:
+    listen: str = ""  # HOST:PORT for /metrics and /health, e.g. "127.0.0.1:9187"; empty: off
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,7 @@ class Settings:
     stale: StaleSection = field(default_factory=StaleSection)
     calendar: CalendarSection = field(default_factory=CalendarSection)
     imap: tuple[ImapAccount, ...] = ()
+    http: HttpSection = field(default_factory=HttpSection)  # [http]
     base_dir: str = "."  # the config file's folder: relative paths are read from here
 
     def path(self, value: str) -> Path:
@@ -249,6 +267,10 @@ def _check(settings: Settings) -> None:
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"smtp.listen: {listen!r} is not HOST:PORT")
+    if settings.http.listen:  # [http]
+        host, _, port = settings.http.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"http.listen: {settings.http.listen!r} is not HOST:PORT")
     try:
         import zoneinfo
 

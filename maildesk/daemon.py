@@ -66,13 +66,18 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def _supervise(name: str, component: Component, app: App, stop: asyncio.Event) -> None:
     """Run a component; when it fails, log and restart it after a pause, leaving the others running."""
+    from maildesk.adapters.http_status import metrics_for
+
+    metrics = metrics_for(app)
     delay = 1.0
     while not stop.is_set():
         try:
+            metrics.set_component(name, True, "running")
             await component(app, stop)
             return
-        except Exception:
+        except Exception as exc:
             log.exception("%s failed; restarting in %.0f s", name, delay)
+            metrics.set_component(name, False, f"failed: {exc}; restarting")
             await _wait(stop, delay)
             delay = min(delay * 2, 60.0)
 
@@ -90,6 +95,10 @@ def components(settings: Settings) -> dict[str, Component]:
     from maildesk.adapters.scheduler import run_scheduler
 
     found["scheduler"] = run_scheduler
+    if settings.http.listen:
+        from maildesk.adapters.http_status import run_http
+
+        found["http"] = run_http
     return found
 
 
@@ -111,7 +120,10 @@ def reload(app: App, config_path: str | None) -> None:
 
 async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None,
                 stop: asyncio.Event | None = None, config_path: str | None = None) -> None:
+    from maildesk.adapters.http_status import metrics_for
+
     app = build(settings)
+    app.deps.on_result = metrics_for(app).on_result
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -49,7 +49,10 @@ def ingest(raw: bytes, envelope: Envelope, deps: Deps, *, release: bool = False)
         if not release:
             prior = deps.store.processed(key)
             if prior is not None:
-                return IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), key)
+                result = IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), key)
+                if deps.on_result is not None:
+                    deps.on_result(result, envelope, len(raw))
+                return result
         incoming = _prepare(raw, key, envelope, deps, release)
         result = deps.store.apply(incoming, deps.clock.now(), deps.composer)
     except (StoreUnavailable, OSError) as exc:
