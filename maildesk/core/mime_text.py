@@ -13,6 +13,7 @@ _BLOCK = {
 }  # fmt: skip
 _PARAGRAPH = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "hr"}
 _HIDDEN = re.compile(r"display\s*:\s*none", re.I)
+_SPACES = re.compile(r"\s+")
 
 
 class _TextWriter(HTMLParser):
@@ -58,6 +59,8 @@ class _TextWriter(HTMLParser):
 
     # -- parser callbacks -------------------------------------------------------------
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body" and self._skip[:1] == ["head"]:
+            self._skip = []  # an unclosed <head> ends where the body starts, as in browsers
         if self._skip:
             if tag == self._skip[-1] and tag not in _VOID:
                 self._skip.append(tag)
@@ -105,6 +108,8 @@ class _TextWriter(HTMLParser):
         elif tag in ("td", "th") and self._line:
             self._write("\t")
         elif tag == "a":
+            if self._links:  # anchors do not nest: a new one closes the open one, as in browsers
+                self.handle_endtag("a")
             self._links.append((attrs.get("href") or "", []))
         elif tag == "img" and attrs.get("alt"):
             self._write(attrs["alt"] or "")
@@ -118,7 +123,7 @@ class _TextWriter(HTMLParser):
             href, seen = self._links.pop()
             self._write_link(href.strip(), " ".join("".join(seen).split()))
         elif tag == "p" and self._outlook_p:
-            self._end_line()
+            self._break()  # an empty Outlook paragraph is how Outlook writes a blank line
         elif tag == "blockquote":
             self._end_line()
             self._quote = max(self._quote - 1, 0)
@@ -150,10 +155,10 @@ class _TextWriter(HTMLParser):
                     self._break()
                 self._write(chunk.replace("\xa0", " "))
             return
-        text = re.sub(r"\s+", " ", data.replace("\xa0", " "))
+        text = _SPACES.sub(" ", data.replace("\xa0", " "))
         if not self._line:
             text = text.lstrip()
-        elif "".join(self._line).endswith((" ", "\t")):
+        elif self._line[-1].endswith((" ", "\t")):
             text = text.lstrip(" ")
         if text:
             self._write(text)
@@ -176,6 +181,27 @@ def html_to_text(html: str) -> str:
     return writer.result()
 
 
+def unflow(text: str, delsp: bool = False) -> str:
+    """Undo RFC 3676 format=flowed (Thunderbird's default): soft line breaks joined, stuffing removed."""
+    out: list[str] = []
+    joining = False
+    last_depth = -1
+    for line in text.split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        body = line[depth:]
+        body = body[1:] if body.startswith(" ") else body
+        prefix = ">" * depth + " " if depth else ""
+        if joining and depth == last_depth:
+            out[-1] += body
+        else:
+            out.append(prefix + body)
+        flowed = body.endswith(" ") and body != "-- "
+        if flowed and delsp:
+            out[-1] = out[-1][:-1]
+        joining, last_depth = flowed, depth
+    return "\n".join(out)
+
+
 # --- quoted history -------------------------------------------------------------------
 
 _SEPARATOR = re.compile(
@@ -184,7 +210,8 @@ _SEPARATOR = re.compile(
     re.I,
 )
 _WROTE = re.compile(r"(?:пишет|написал\(а\)|написала|написал|wrote|schrieb|a écrit)\s*:\s*$", re.I)
-_ATTRIBUTION = re.compile(r"(?:\d{1,2}:\d{2}|\d{4}).*@.*>\s*:\s*$")  # Gmail RU, Yandex, Mail.ru
+_DATE_OR_TIME = re.compile(r"\d{1,2}:\d{2}|\d{4}")
+_MAX_ATTRIBUTION = 400  # longer lines are text, and regexes on them would cost more
 _FROM = re.compile(r"^\s*\*?(?:от|from|von|de)\s*:\*?\s*\S", re.I)
 _SENT = re.compile(r"^\s*\*?(?:отправлено|sent|дата|date|gesendet|envoyé)\s*:", re.I)
 _TO = re.compile(r"^\s*\*?(?:кому|to|тема|subject|an|betreff|копия|cc|à|objet)\s*:", re.I)
@@ -204,9 +231,16 @@ def _attribution(lines: list[str], i: int) -> int:
     line = lines[i].strip()
     if not line or line.startswith(">"):
         return 0
-    for span in (1, 2, 3):  # clients wrap long attribution lines
+    for span in (1, 2, 3):  # clients wrap long attribution lines, never across a blank line
+        if i + span > len(lines) or not lines[i + span - 1].strip():
+            break
         joined = " ".join(ln.strip() for ln in lines[i : i + span])
-        if _WROTE.search(joined) or _ATTRIBUTION.search(joined):
+        if len(joined) > _MAX_ATTRIBUTION:
+            break
+        # A real attribution names a date or an address; "Пользователь пишет:" in a request does not.
+        if _WROTE.search(joined) and re.search(r"\d|@", joined):
+            return span
+        if joined.endswith(">:") and "@" in joined and _DATE_OR_TIME.search(joined):  # Gmail RU, Yandex, Mail.ru
             return span
         if joined.endswith(":"):
             break

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
@@ -25,6 +26,8 @@ _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _MIME_FIELDS = {"content-type", "content-disposition", "content-transfer-encoding", "content-id"}
 _MESSAGE_TYPES = {"message/rfc822", "message/global"}
 _UUENCODE = {"x-uuencode", "uuencode", "uue", "x-uue"}
+
+Ranges = list[tuple[int, int]]
 
 
 @dataclass
@@ -167,22 +170,21 @@ def read_head(buf: bytes, start: int, end: int, top: bool) -> tuple[list[tuple[s
     if top and kinds and kinds[0] != "field" and last_field > 0:
         first = kinds.index("field")
         defects.append("header.leading-garbage")
-    fields: list[tuple[str, bytes]] = []
+    fields: list[tuple[str, list[bytes]]] = []
     for i in range(first, len(content)):
         s, e, _ = content[i]
         if kinds[i] == "field":
             colon = buf.index(b":", s, e)
-            fields.append((buf[s:colon].strip().decode("latin-1"), buf[colon + 1 : e]))
+            fields.append((buf[s:colon].strip().decode("latin-1"), [buf[colon + 1 : e]]))
         elif fields and (kinds[i] == "cont" or i < last_field):
-            if kinds[i] == "other":
+            if kinds[i] == "other" and "header.broken-fold" not in defects:
                 defects.append("header.broken-fold")
-            name, value = fields[-1]
-            fields[-1] = (name, value + b"\n" + (b"" if kinds[i] == "cont" else b" ") + buf[s:e])
+            fields[-1][1].append((b"" if kinds[i] == "cont" else b" ") + buf[s:e])
         else:
             defects.append(errors.MissingHeaderBodySeparatorDefect.__name__)
             body_start = s
             break
-    return fields, body_start, defects
+    return [(name, b"\n".join(lines)) for name, lines in fields], body_start, defects
 
 
 def _mime_view(fields: list[tuple[str, bytes]], default_type: str) -> Message:
@@ -213,17 +215,35 @@ def _strip_eol_before(buf: bytes, pos: int, floor: int) -> int:
     return pos
 
 
-def split_multipart(buf: bytes, start: int, end: int, boundary: bytes) -> tuple[list[tuple[int, int]] | None, list[str]]:
+_LINE_REST = re.compile(rb"[ \t]*\r?")
+
+
+def _delimiters(buf: bytes, start: int, end: int, delimiter: bytes) -> Iterator[tuple[int, int, bool]]:
+    """(line start, line end, is closing) of each boundary line; a plain byte search, no regex scan."""
+    pos = start
+    while (i := buf.find(delimiter, pos, end)) >= 0:
+        pos = i + 1
+        rest = i + len(delimiter)
+        if i > 0 and buf[i - 1] != 10 or rest < end and buf[rest] not in b"- \t\r\n":
+            continue  # not at a line start, or a longer boundary that begins the same way
+        closing = buf.startswith(b"--", rest, end)
+        rest += 2 if closing else 0
+        line_end = buf.find(b"\n", rest, end)
+        line_end = end if line_end < 0 else line_end
+        if _LINE_REST.fullmatch(buf, rest, line_end):
+            yield i, line_end, closing
+
+
+def split_multipart(buf: bytes, start: int, end: int, boundary: bytes) -> tuple[Ranges | None, list[str]]:
     """Byte ranges of the body parts between boundary lines; None when no boundary line is there."""
-    line = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
-    ranges: list[tuple[int, int]] = []
+    ranges: Ranges = []
     part_start: int | None = None
-    for match in line.finditer(buf, start, end):
+    for line_start, line_end, closing in _delimiters(buf, start, end, b"--" + boundary):
         if part_start is not None:
-            ranges.append((part_start, _strip_eol_before(buf, match.start(), part_start)))
-        if match.group(1):
+            ranges.append((part_start, _strip_eol_before(buf, line_start, part_start)))
+        if closing:
             return ranges, []
-        part_start = min(match.end() + 1, end)
+        part_start = min(line_end + 1, end)
     if part_start is None:
         return None, [errors.StartBoundaryNotFoundDefect.__name__]
     ranges.append((part_start, end))

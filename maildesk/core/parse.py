@@ -3,9 +3,12 @@
 Who does what:
 - `mime_tree` splits the bytes into MIME entities itself (iterative, capped, lenient
   header blocks, exact bytes of forwarded messages); the stdlib `email.message.Message`
-  parses each entity's MIME parameters (RFC 2231 included).
-- `headers_decode` decodes header values, charsets and address lists; its docstring
-  says why neither `email.policy.default` nor mail-parser is used for that.
+  parses each entity's MIME parameters (RFC 2231 included).  Its docstring says why
+  the stdlib feed parser is not used.
+- `mime_body` sorts the entities into text and attachments; `mime_text` turns HTML
+  into text and finds quoted history.
+- `headers_decode` (with `charset_guess`) decodes header values and address lists;
+  its docstring says why neither `email.policy.default` nor mail-parser does that.
 - mail-parser does what it does best: RFC 5322 dates with obsolete syntax and
   diagnostics (`parse_mail_date`), and base64 bodies repaired the way mail clients
   repair them (`decode_base64_payload`).  Its `MailParser` object is not used for
@@ -19,24 +22,22 @@ from __future__ import annotations
 import email.utils
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from mailparser.dates import parse_mail_date
 
+from maildesk.core.charset_guess import Hints, resolve_charset
 from maildesk.core.headers_decode import (
-    Hints,
-    clean_header_text,
-    decode_bytes,
     decode_header_text,
     format_address_list,
     parse_address_list,
     parse_message_ids,
-    resolve_charset,
 )
+from maildesk.core.mime_body import Found, clean_text, collect
 from maildesk.core.mime_text import html_to_text, strip_quoted
 from maildesk.core.mime_tree import Entity, build_tree, read_head, walk
-from maildesk.core.model import Address, Attachment, InboundMail, Reason
+from maildesk.core.model import Address, InboundMail, Reason
 
 __all__ = [
     "ParseLimits",
@@ -51,32 +52,13 @@ __all__ = [
 _HARD_MAX_DEPTH = 50
 _HARD_MAX_PARTS = 10_000
 
+# parse() bounds its own work on hostile input (check_limits refuses such mail first):
+# a header value is read up to this size, an address list up to its last comma before it.
+_MAX_FIELD = 64 * 1024
+_MAX_DATE_FIELD = 1024
+_ADDRESS_FIELDS = {"from", "to", "cc", "reply-to"}
+
 _HEAD_END = re.compile(rb"\n\r?\n")
-_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-_BODY_TYPES = ("text/plain", "text/html")
-_MESSAGE_TYPES = ("message/rfc822", "message/global")
-_EXTENSIONS = {
-    "text/plain": ".txt",
-    "text/html": ".html",
-    "text/csv": ".csv",
-    "text/calendar": ".ics",
-    "text/rfc822-headers": ".txt",
-    "message/delivery-status": ".txt",
-    "message/disposition-notification": ".txt",
-    "application/pdf": ".pdf",
-    "application/zip": ".zip",
-    "application/pgp-signature": ".asc",
-    "application/pgp-encrypted": ".asc",
-    "application/pkcs7-signature": ".p7s",
-    "application/pkcs7-mime": ".p7m",
-    "application/x-pkcs7-signature": ".p7s",
-    "application/x-pkcs7-mime": ".p7m",
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/pjpeg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-}
 
 
 @dataclass(frozen=True)
@@ -119,164 +101,6 @@ def check_limits(raw: bytes, limits: ParseLimits = ParseLimits()) -> Reason | No
     return None
 
 
-# --- body and attachments -------------------------------------------------------------
-
-
-@dataclass
-class _Piece:
-    """One run of body text and, when it came from HTML, that HTML."""
-
-    text: str
-    html: str | None
-    source: str
-
-
-@dataclass
-class _Found:
-    """What a walk over the entity tree collected."""
-
-    pieces: list[_Piece] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
-    defects: list[str] = field(default_factory=list)
-
-
-def _clean_text(text: str) -> str:
-    """LF line breaks and no control characters: they break storage and display."""
-    return _TEXT_CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-
-
-def _decoded_text(entity: Entity, found: _Found) -> str:
-    text, clean = decode_bytes(entity.body(), entity.charset)
-    if not clean:
-        found.defects.append("charset.decode-error")
-    return _clean_text(text)
-
-
-def _filename(entity: Entity, hint: Hints) -> str | None:
-    """The decoded file name: RFC 2231, RFC 2047 or raw 8-bit, from Content-Disposition or Content-Type."""
-    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
-        value = entity.param(param, header)
-        if isinstance(value, tuple):
-            charset, _, text = value
-            name = decode_bytes(text.encode("latin-1", "replace"), charset or None, hint)[0]
-        elif value:
-            name = decode_header_text(value.encode("latin-1", "replace"), hint)
-        else:
-            continue
-        name = clean_header_text(name).strip()
-        if name:
-            return name
-    if entity.cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
-        begin = re.search(rb"^begin [0-7]+ ([^\r\n]+)", entity.buf[entity.start : entity.end], re.M)
-        if begin:
-            return decode_bytes(begin.group(1).strip(), None, hint)[0]
-    return None
-
-
-def _subject_of(entity: Entity, hint: Hints) -> str:
-    for name, value in entity.fields:
-        if name.lower() == "subject":
-            return decode_header_text(value, hint)
-    return ""
-
-
-def _default_name(entity: Entity, number: int, hint: Hints) -> str:
-    if entity.kind == "message" and entity.children:
-        subject = re.sub(r"[\\/]+", " ", _subject_of(entity.children[0], hint)).strip()
-        return f"{subject or 'message'}.eml"
-    return f"attachment-{number}{_EXTENSIONS.get(entity.content_type, '')}"
-
-
-def _attach(entity: Entity, found: _Found, hint: Hints) -> None:
-    content_id = str(entity.mime.get("content-id") or "").strip().strip("<>").strip() or None
-    disposition = entity.disposition
-    found.attachments.append(
-        Attachment(
-            filename=_filename(entity, hint) or _default_name(entity, len(found.attachments) + 1, hint),
-            content_type=entity.content_type,
-            data=entity.body(),
-            inline=disposition == "inline" or (disposition is None and content_id is not None),
-            content_id=content_id,
-        )
-    )
-
-
-def _is_body_text(entity: Entity, hint: Hints) -> bool:
-    return (
-        entity.kind == "leaf"
-        and entity.content_type in _BODY_TYPES
-        and entity.disposition != "attachment"
-        and _filename(entity, hint) is None
-    )
-
-
-def _related_root(entity: Entity) -> int:
-    start = entity.param("start")
-    if isinstance(start, str):
-        wanted = start.strip().strip("<>")
-        for i, child in enumerate(entity.children):
-            if str(child.mime.get("content-id") or "").strip().strip("<>") == wanted:
-                return i
-    return 0
-
-
-def _alternative(entity: Entity, found: _Found, role: str, hint: Hints) -> None:
-    """Text from the first plain branch with words in it, HTML from the last HTML branch."""
-    branches = []
-    for child in entity.children:
-        branch = _Found()
-        _collect(child, branch, role, hint)
-        found.attachments.extend(branch.attachments)
-        found.defects.extend(branch.defects)
-        branches.append(branch.pieces)
-    if role != "body":
-        return
-    plain = next((b for b in branches if all(p.source == "text/plain" for p in b) and _words(b)), None)
-    rich = next((b for b in reversed(branches) if any(p.html for p in b)), None)
-    chosen = plain or rich or next((b for b in branches if _words(b)), [])
-    html = "\n".join(p.html for p in rich if p.html) if rich else None
-    text = "\n\n".join(p.text for p in chosen if p.text.strip())
-    found.pieces.append(_Piece(text, html, "text/plain" if chosen is plain else "text/html"))
-
-
-def _words(pieces: list[_Piece]) -> bool:
-    return any(p.text.strip() for p in pieces)
-
-
-def _collect(entity: Entity, found: _Found, role: str, hint: Hints) -> None:
-    """Sort an entity into body text and attachments.
-
-    role "body": text parts are the message text; "attach": everything is a file;
-    "forwarded": inside an attached message, whose text lives in its .eml.
-    """
-    found.defects.extend(entity.defects)
-    if entity.kind == "message":
-        _attach(entity, found, hint)
-        for child in entity.children:
-            _collect(child, found, "forwarded", hint)
-    elif entity.kind == "multipart":
-        subtype, children = entity.subtype, entity.children
-        if role != "attach" and subtype == "alternative":
-            _alternative(entity, found, role, hint)
-        elif role != "attach" and subtype in ("related", "signed", "report") and children:
-            root = _related_root(entity) if subtype == "related" else 0
-            for i, child in enumerate(children):
-                _collect(child, found, role if i == root else "attach", hint)
-        else:
-            inner = "attach" if subtype == "encrypted" else role
-            for child in children:
-                _collect(child, found, inner, hint)
-    elif role != "attach" and _is_body_text(entity, hint):
-        if role == "body":
-            text = _decoded_text(entity, found)
-            if entity.content_type == "text/html":
-                found.pieces.append(_Piece(html_to_text(text), text, "text/html"))
-            else:
-                found.pieces.append(_Piece(text, None, "text/plain"))
-    else:
-        _attach(entity, found, hint)
-
-
 # --- headers -------------------------------------------------------------------------
 
 
@@ -289,7 +113,7 @@ def _charset_hint(root: Entity) -> tuple[str, ...]:
 def _date(values: list[bytes], defects: list[str]) -> datetime | None:
     if not values:
         return None
-    text = decode_header_text(values[0])
+    text = decode_header_text(values[0][:_MAX_DATE_FIELD])
     result = parse_mail_date(text)
     defects.extend(f"date.{reason}" for reason in result.reasons)
     if result.value is not None:
@@ -316,7 +140,19 @@ def _ids(values: list[bytes]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for value in values for i in parse_message_ids(value)))
 
 
-def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: _Found, defects: list[str]) -> InboundMail:
+def _bounded(fields: list[tuple[str, bytes]], defects: list[str]) -> list[tuple[str, bytes]]:
+    out = []
+    for name, value in fields:
+        if len(value) > _MAX_FIELD:
+            cut = value.rfind(b",", 0, _MAX_FIELD) + 1 if name.lower() in _ADDRESS_FIELDS else 0
+            value = value[: cut or _MAX_FIELD]
+            defects.append(f"{name.lower()}.truncated")
+        out.append((name, value))
+    return out
+
+
+def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: Found, defects: list[str]) -> InboundMail:
+    fields = _bounded(fields, defects)
     by_name: dict[str, list[bytes]] = {}
     for name, value in fields:
         by_name.setdefault(name.lower(), []).append(value)
@@ -338,7 +174,7 @@ def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: _Found, defects: 
         references=_ids(by_name.get("references", [])),
         date=_date(by_name.get("date", []), defects),
         text="\n\n".join(p.text.strip("\n") for p in pieces if p.text.strip()),
-        html=_clean_text(html) if html else None,
+        html=clean_text(html) if html else None,
         attachments=tuple(found.attachments),
         headers=tuple((name, decode_header_text(value, hint)) for name, value in fields),
         defects=tuple(dict.fromkeys(defects + found.defects)),
@@ -349,8 +185,7 @@ def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: _Found, defects: 
 def _parse(raw: bytes) -> InboundMail:
     root, _ = build_tree(raw, _HARD_MAX_DEPTH, _HARD_MAX_PARTS)
     hint = _charset_hint(root)
-    found = _Found()
-    _collect(root, found, "body", hint)
+    found = collect(root, hint)
     return _mail(root.fields, hint, found, [])
 
 
@@ -358,7 +193,7 @@ def _degraded(raw: bytes, failure: str) -> InboundMail:
     """Headers only, when the body could not be taken apart."""
     try:
         fields, _, defects = read_head(raw, 0, len(raw), True)
-        return _mail(fields, (), _Found(), [failure, *defects])
+        return _mail(fields, (), Found(), [failure, *defects])
     except Exception as exc:
         return InboundMail(
             message_id=None, subject="", from_=(), to=(), cc=(), reply_to=(), in_reply_to=(),
