@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy.engine import Engine
 
@@ -47,8 +47,18 @@ class App:
     renderer: TemplateRenderer
     deps: Deps
     work: WorkClock
+    pipeline: Any = None  # the daemon's shared IngestPipeline while serving
+
+    def start_pipeline(self) -> Any:
+        from maildesk.service.pipeline import IngestPipeline
+
+        self.pipeline = IngestPipeline(self.deps, self.store.transaction, self.settings.maildesk.ingest_workers)
+        return self.pipeline
 
     def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
         self.engine.dispose()
 
 

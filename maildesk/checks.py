@@ -69,12 +69,30 @@ def _calendar(settings: Settings) -> str:
     return f"years {years}" + (f"; missing {', '.join(map(str, missing))}" if missing else "")
 
 
+def _imap(settings: Settings) -> str:
+    if not settings.imap:
+        return "no accounts"
+    from maildesk.adapters.imap_poller import check_accounts
+    from maildesk.bootstrap import build
+
+    app = build(settings)
+    try:
+        reports = check_accounts(app)
+    finally:
+        app.close()
+    failing = [f"{r['account']}: {r.get('error')}" for r in reports if not r["ok"]]
+    if failing:
+        raise RuntimeError("; ".join(failing))
+    return f"{len(reports)} account(s) answer"
+
+
 CHECKS: tuple[tuple[str, Callable[[Settings], str]], ...] = (
     ("calendar", _calendar),
     ("database", _database),
     ("archive", _archive),
     ("templates", _templates),
     ("outgoing", _relay),
+    ("imap", _imap),
 )
 
 

@@ -116,7 +116,46 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EX_OK if report.ok else EX_ERROR
 
 
+def cmd_imap_check(args: argparse.Namespace) -> int:
+    from maildesk.adapters.imap_poller import check_accounts
+    from maildesk.cli import _app, _print_json
+
+    reports = check_accounts(_app(args))
+    if args.json:
+        _print_json(reports)
+    for r in [] if args.json else reports:
+        state = "ok  " if r["ok"] else "FAIL"
+        print(f"{state} {r['account']} {r['user']}@{r['host']}:{r['port']} ({r['security']}) "
+              f"move={r.get('move_method')} idle={r.get('idle')} {r.get('error') or ''}")
+        for role, folder in (r.get("folders") or {}).items():
+            print(f"       {role}: {folder.get('name')} exists={folder.get('exists')} "
+                  f"messages={folder.get('messages')} unseen={folder.get('unseen')}")
+    if not reports:
+        print("no [[imap]] accounts configured")
+    return EX_OK if all(r["ok"] for r in reports) else EX_ERROR
+
+
+def cmd_imap_poll_once(args: argparse.Namespace) -> int:
+    from maildesk.adapters.imap_poller import poll_once
+    from maildesk.cli import _app, _print_json
+
+    report = poll_once(_app(args))
+    if args.json:
+        _print_json(report)
+    else:
+        for r in report["accounts"]:
+            print(f"{r['account']}: fetched {r['fetched']}, {r['outcomes']}, processed {r['to_processed']}, "
+                  f"quarantine {r['to_quarantine']}" + (f", error {r['error']}" if r.get("error") else "")
+                  + (f", skipped: {r['skipped']}" if r.get("skipped") else ""))
+    return EX_OK if report["ok"] else 75  # EX_TEMPFAIL: a cron job tries again
+
+
 def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    imap = cmds.add_parser("imap", help="IMAP mailboxes").add_subparsers(dest="i_command", required=True)
+    p = sub(imap, "check", cmd_imap_check, "log in to every account and report folders and counts")
+    p.add_argument("--json", action="store_true")
+    p = sub(imap, "poll-once", cmd_imap_poll_once, "drain every account once and exit (cron, tests)")
+    p.add_argument("--json", action="store_true")
     from maildesk import cli_time
 
     cli_time.register(cmds, sub)

@@ -24,6 +24,7 @@ class MaildeskSection:
     secret: str = ""  # key for minted Message-IDs; generated under data_dir when empty
     secret_file: str = ""
     templates_dir: str = ""  # admin overrides of templates/, looked up first
+    ingest_workers: int = 0  # processes parsing incoming mail; 0: one per core, 1: no process pool
     log_format: Literal["text", "json"] = "text"
 
 

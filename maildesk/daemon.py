@@ -124,6 +124,7 @@ async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None
 
     app = build(settings)
     app.deps.on_result = metrics_for(app).on_result
+    app.start_pipeline()  # shared by the receiver and the pollers; closed with the app
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

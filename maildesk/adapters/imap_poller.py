@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import Future
 import time
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -21,6 +22,9 @@ from maildesk.adapters.imap_mailbox import (
 from maildesk.config import ImapAccount, Settings
 from maildesk.core.model import Envelope, Outcome
 from maildesk.service.ingest import Deps, TemporaryFailure, ingest
+
+Submit = Callable[[bytes, Envelope], Future]
+WINDOW = 8  # messages fetched and in flight at once: enough to keep the pipeline busy, bounded memory
 from maildesk.service.ports import IngestResult
 
 log = logging.getLogger("maildesk.imap")
@@ -73,8 +77,10 @@ def goes_to_quarantine(result: IngestResult) -> bool:
 class ImapPoller:
     """One mailbox: a pass hands every waiting message to ingest(); `run` repeats it until stopped."""
 
-    def __init__(self, account: ImapAccount, settings: Settings, deps: Deps, lease: MailboxLease) -> None:
+    def __init__(self, account: ImapAccount, settings: Settings, deps: Deps, lease: MailboxLease,
+                 submit: Submit | None = None) -> None:
         self.account, self.settings, self.deps, self.lease = account, settings, deps, lease
+        self.submit = submit or self._ingest_now
         self.envelope = Envelope(f"imap:{account.name}", rcpt_tos=(account.desk,) if account.desk else ())
         self.phase = "starting"  # starting, draining, idle, waiting, backoff, stopped: for tests and check
         self.idle_slice = IDLE_SLICE
@@ -84,10 +90,19 @@ class ImapPoller:
         """Seconds since the last finished pass: about poll_seconds at most while all is well."""
         return time.monotonic() - self.last_pass
 
+    def _ingest_now(self, raw: bytes, envelope: Envelope) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(ingest(raw, envelope, self.deps))
+        except BaseException as exc:  # handed back through the future, as the pipeline does
+            done.set_exception(exc)
+        return done
+
     @classmethod
     def from_app(cls, app: Any, account: ImapAccount, owner: str | None = None) -> ImapPoller:
         lease = MailboxLease(app.engine, lease_name(account), owner)
-        return cls(account, app.settings, app.deps, lease)
+        pipeline = getattr(app, "pipeline", None)  # the daemon's shared pipeline, when serving
+        return cls(account, app.settings, app.deps, lease, pipeline.submit if pipeline is not None else None)
 
     def poll_once(self, stop: threading.Event | None = None) -> Report:
         """Claim the mailbox, drain it once, release it; errors end up in the report."""
@@ -116,36 +131,46 @@ class ImapPoller:
         report = Report(self.account.name, box.folder, int(selected[b"UIDVALIDITY"]))
         state = self._state(report.uidvalidity)
         expunge_leftovers(client, box)
-        for uid in sorted(client.search(WAITING)):
-            if stop.is_set():
+        waiting = sorted(client.search(WAITING))
+        for start in range(0, len(waiting), WINDOW):
+            if stop.is_set() or report.temporary_failure:
                 break
             self._keep_lease()
-            raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")  # PEEK: \Seen stays as it was
-            if raw is None:
-                continue  # expunged by someone else meanwhile
-            report.fetched += 1
-            try:
-                result = ingest(raw, self.envelope, self.deps)
-            except TemporaryFailure as exc:
-                log.warning("IMAP %s: store unavailable, messages stay in %s: %s", self.account.name, box.folder, exc)
-                report.temporary_failure = True
-                break
-            except Exception:
-                if self._give_up(uid, state, report):
-                    transfer(client, uid, box.quarantine, box.method)
-                    report.to_quarantine += 1
-                continue
-            self._forget(uid, state)
-            report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
-            to_quarantine = goes_to_quarantine(result)
-            transfer(client, uid, box.quarantine if to_quarantine else box.processed, box.method)
-            report.to_quarantine += to_quarantine
-            report.to_processed += not to_quarantine
+            window = waiting[start:start + WINDOW]
+            # one round trip fetches the window; PEEK leaves \Seen as it was
+            bodies = client.fetch(window, ["BODY.PEEK[]"])
+            submitted = [(uid, self.submit(bodies[uid][b"BODY[]"], self.envelope))
+                         for uid in window if b"BODY[]" in bodies.get(uid, {})]  # absent: expunged meanwhile
+            for uid, future in submitted:
+                report.fetched += 1
+                self._finish(client, box, state, report, uid, future)
         if report.fetched:
             log.info("IMAP %s: %s", self.account.name, report.as_dict())
         if not report.temporary_failure:
             self.last_pass = time.monotonic()
         return report
+
+    def _finish(self, client: IMAPClient, box: Mailbox, state: dict[str, Any], report: Report, uid: int,
+                future: Future) -> None:
+        """Move one message out once its commit is known; leave it when the store is down."""
+        try:
+            result = future.result()
+        except TemporaryFailure as exc:
+            if not report.temporary_failure:
+                log.warning("IMAP %s: store unavailable, messages stay in %s: %s", self.account.name, box.folder, exc)
+            report.temporary_failure = True
+            return
+        except Exception:
+            if self._give_up(uid, state, report):
+                transfer(client, uid, box.quarantine, box.method)
+                report.to_quarantine += 1
+            return
+        self._forget(uid, state)
+        report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
+        to_quarantine = goes_to_quarantine(result)
+        transfer(client, uid, box.quarantine if to_quarantine else box.processed, box.method)
+        report.to_quarantine += to_quarantine
+        report.to_processed += not to_quarantine
 
     def _state(self, uidvalidity: int) -> dict[str, Any]:
         """Attempt counters for this UIDVALIDITY; a new one makes old UIDs meaningless."""

@@ -27,6 +27,15 @@ def threaded_submit(deps: Deps, executor: Executor,
     return submit
 
 
+def pipeline_submit(pipeline: Any) -> Submit:
+    """An async submit through the daemon's IngestPipeline (parsing on every core, group commit)."""
+
+    async def submit(raw: bytes, envelope: Envelope) -> IngestResult:
+        return await asyncio.wrap_future(pipeline.submit(raw, envelope))
+
+    return submit
+
+
 def threaded_quarantine(deps: Deps, executor: Executor) -> Quarantine:
     async def quarantine(raw: bytes, envelope: Envelope, reason: Reason) -> IngestResult:
         call = functools.partial(quarantine_raw, raw, envelope, reason, deps)
@@ -41,8 +50,9 @@ async def run_receiver(app: Any, stop: asyncio.Event, *, workers: int = WORKERS,
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maildesk-smtp")
     loop = asyncio.get_running_loop()
     try:
-        receiver = SmtpReceiver(app.settings, threaded_submit(app.deps, executor),
-                                threaded_quarantine(app.deps, executor))
+        pipeline = getattr(app, "pipeline", None)
+        submit = pipeline_submit(pipeline) if pipeline is not None else threaded_submit(app.deps, executor)
+        receiver = SmtpReceiver(app.settings, submit, threaded_quarantine(app.deps, executor))
         await receiver.start()
         if started is not None:
             started(receiver)

@@ -20,7 +20,7 @@ from maildesk.core.deadlines import WorkClock
 from maildesk.core.decision import Context, Notice, TicketView, Triage
 from maildesk.core.lifecycle import WAITING_STATUSES
 from maildesk.core.model import MailKind, Outcome, Reason
-from maildesk.service.ports import Composer, Incoming, IngestResult, NoticeTarget, Outgoing
+from maildesk.service.ports import Composer, Incoming, IngestResult, NoticeTarget, Outgoing, StoreUnavailable
 
 
 class SqlTicketStore:
@@ -74,9 +74,15 @@ class StoreTx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested transaction: a failing message is undone alone, the batch goes on."""
-        with self.s.begin_nested():
-            yield
+        """A nested transaction: a failing message is undone alone, the batch goes on.
+
+        Database faults come out as StoreUnavailable: they are the store's, not the message's.
+        """
+        try:
+            with self.s.begin_nested():
+                yield
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailable(str(exc).splitlines()[0]) from exc
 
     def processed(self, key: str) -> IngestResult | None:
         row = self.s.get(ProcessedMail, key)
@@ -213,23 +219,31 @@ class _Apply:
     def _contact(self) -> Contact:
         assert self.t is not None and self.t.sender
         fields = self.t.form_fields
-        contact = self.s.exec(select(Contact).where(Contact.email == self.t.sender)).first()
-        if contact is None:
-            contact = Contact(email=self.t.sender, created_at=self.now)
-            self.s.add(contact)
+        contact = self._get_or_add(Contact, Contact.email == self.t.sender,
+                                   lambda: Contact(email=self.t.sender, created_at=self.now))
         contact.name = fields.get("applicant_name") or contact.name or self.t.sender_name
         contact.position = fields.get("position") or contact.position
         contact.phone = fields.get("phone") or contact.phone
         org_name = (fields.get("organisation") or "").strip()[:300]
         if org_name:
-            org = self.s.exec(select(Organisation).where(Organisation.name == org_name)).first()
-            if org is None:
-                org = Organisation(name=org_name)
-                self.s.add(org)
-                self.s.flush()
+            org = self._get_or_add(Organisation, Organisation.name == org_name, lambda: Organisation(name=org_name))
             contact.organisation_id = org.id
         self.s.flush()
         return contact
+
+    def _get_or_add(self, model: Any, where: Any, make: Any) -> Any:
+        """The row, or a new one; when another instance adds it at the same moment, theirs."""
+        row = self.s.exec(select(model).where(where)).first()
+        if row is not None:
+            return row
+        try:
+            with self.s.begin_nested():
+                row = make()
+                self.s.add(row)
+                self.s.flush()
+        except sa.exc.IntegrityError:
+            row = self.s.exec(select(model).where(where)).one()
+        return row
 
     def _create(self) -> None:
         create = self.d.create

@@ -25,7 +25,7 @@ from maildesk.core.model import Envelope, InboundMail, Outcome, Reason
 from maildesk.core.parse import check_limits, parse
 from maildesk.core.triage import triage
 from maildesk.service.ingest import Deps, Policy, TemporaryFailure
-from maildesk.service.ports import Archive, Incoming, IngestResult
+from maildesk.service.ports import Archive, Incoming, IngestResult, StoreUnavailable
 
 log = logging.getLogger("maildesk.pipeline")
 
@@ -78,6 +78,13 @@ def _executor(workers: int) -> Executor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
+def _as_failure(error: BaseException) -> BaseException:
+    """Store and disk trouble is temporary (retry later); anything else is this message's own fault."""
+    if isinstance(error, (TemporaryFailure, StoreUnavailable, OSError)):
+        return error if isinstance(error, TemporaryFailure) else TemporaryFailure(str(error))
+    return error
+
+
 class IngestPipeline:
     """submit(raw, envelope) → Future[IngestResult], resolved after the commit; TemporaryFailure when not taken."""
 
@@ -105,7 +112,7 @@ class IngestPipeline:
         if error is None:
             return True
         log.error("message not taken, will be retried: %s", error)
-        job.done.set_exception(TemporaryFailure(str(error)))
+        job.done.set_exception(_as_failure(error))
         return False
 
     def _write_loop(self) -> None:
@@ -142,10 +149,10 @@ class IngestPipeline:
                         outcomes.append(exc)
         except Exception as exc:  # the commit itself failed: nothing of the batch was taken
             log.error("batch of %d not committed, will be retried: %s", len(batch), exc)
-            outcomes = [exc] * len(batch)
+            outcomes = [TemporaryFailure(str(exc))] * len(batch)
         for job, outcome in zip(batch, outcomes):
             if isinstance(outcome, BaseException):
-                job.done.set_exception(TemporaryFailure(str(outcome)))
+                job.done.set_exception(_as_failure(outcome))
             else:
                 job.done.set_result(outcome)
                 if self.deps.on_result is not None:

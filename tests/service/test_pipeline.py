@@ -69,8 +69,8 @@ def test_one_failing_message_does_not_sink_its_batch(app: Any, pipe: IngestPipel
     gate.set()
     wait(futures, timeout=60)
     assert futures[0].result().outcome is Outcome.CREATED
-    with pytest.raises(TemporaryFailure):
-        futures[1].result()
+    with pytest.raises(RuntimeError, match="a bug met by one message"):
+        futures[1].result()  # the message's own fault: a poller may set it aside after retries
     assert futures[2].result().outcome is Outcome.CREATED
     subjects = sorted(t["subject"] for t in list_tickets(app.engine, TicketFilter()))
     assert subjects == ["Первая", "Третья"]
