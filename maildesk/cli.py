@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None,
                         help="config file (default: $MAILDESK_CONFIG, then config/maildesk.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line (else as configured)")
     cmds = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = cmds.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -265,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"maildesk: configuration error: {exc}", file=sys.stderr)
         return EX_TEMPFAIL if args.command == "ingest" else EX_CONFIG
-    setup_logging(args.settings.maildesk.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    log_format = "json" if args.log_json else args.settings.maildesk.log_format
+    setup_logging(log_format, logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
     except CommandError as exc:

@@ -125,6 +125,11 @@ class StaleSection:
 
 
 @dataclass(frozen=True)
+class RetentionSection:
+    quarantine_days: int = 90  # refused mail held this long, then purged with its raw bytes; 0: keep
+
+
+@dataclass(frozen=True)
 class CalendarSection:
     file: str = ""  # empty: config/calendar/ru.toml shipped with maildesk
     local_file: str = ""
@@ -183,6 +188,7 @@ class Settings:
     sla: SlaSection = field(default_factory=SlaSection)
     stale: StaleSection = field(default_factory=StaleSection)
     calendar: CalendarSection = field(default_factory=CalendarSection)
+    retention: RetentionSection = field(default_factory=RetentionSection)
     imap: tuple[ImapAccount, ...] = ()
     http: HttpSection = field(default_factory=HttpSection)  # [http]
     base_dir: str = "."  # the config file's folder: relative paths are read from here

@@ -27,7 +27,7 @@ def test_example_config_shows_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     table = tomllib.loads(text)
     for section in ("maildesk", "database", "senders", "smtp", "outgoing", "tickets", "form", "attachments",
-                    "sla", "stale", "calendar"):
+                    "sla", "stale", "calendar", "retention", "http"):
         cls = type(getattr(Settings(), section))
         missing = {f.name for f in dataclasses.fields(cls)} - set(table[section])
         assert not missing, f"[{section}] lacks {missing}"

@@ -31,9 +31,9 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.log = config.parent / "daemon.log"
 
-    def start(self) -> Daemon:
+    def start(self, *flags: str) -> Daemon:
         with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(self.config), "serve"],
+            self.proc = subprocess.Popen([sys.executable, "-m", "maildesk", "--config", str(self.config), *flags, "serve"],
                                          stdout=subprocess.DEVNULL, stderr=log)
         wait_until(self.healthy, timeout=60, what="maildesk serve ready")
         return self
@@ -207,3 +207,21 @@ def test_imap_commands(tmp_path: Path, imap: ImapServer) -> None:
     assert b"ok   imap" in maildesk(config, "check").stdout
     wrong = write_config(tmp_path, imap=[imap.account("help", prefix, password="wrong")])
     assert maildesk(wrong, "imap", "poll-once", check=False).returncode == 75
+
+
+def test_sighup_reloads_and_json_logs_parse(daemon: Daemon) -> None:
+    import json
+
+    assert daemon.signal(signal.SIGTERM) == 0
+    daemon.log.write_bytes(b"")
+    daemon.start("--log-json")
+    acked: list[bytes] = []
+    send(daemon.smtp_port, burst(1, "json"), acked)
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded templates and calendar" in daemon.log.read_text(), timeout=30, what="reload logged")
+    assert daemon.healthy(), "still serving after the reload"
+    assert daemon.signal(signal.SIGTERM) == 0
+    records = [json.loads(line) for line in daemon.log.read_text().splitlines() if line.strip()]
+    received = [r for r in records if r["logger"] == "maildesk.smtp" and "outcome" in r]
+    assert received and received[0]["outcome"] == "created" and received[0]["ticket"] == 1

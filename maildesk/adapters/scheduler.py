@@ -32,6 +32,12 @@ def calendar_coverage(app: Any) -> None:
                     now.year + 1, app.settings.calendar.file or "config/calendar/ru.toml")
 
 
+def retention_pass(app: Any) -> int:
+    from maildesk.adapters.retention import purge_quarantine
+
+    return purge_quarantine(app.engine, app.archive, app.deps.clock.now(), app.settings.retention.quarantine_days)
+
+
 async def run_scheduler(app: Any, stop: asyncio.Event) -> None:
     scheduler = AsyncIOScheduler(timezone=app.settings.maildesk.timezone)
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
@@ -39,6 +45,8 @@ async def run_scheduler(app: Any, stop: asyncio.Event) -> None:
     scheduler.add_job(housekeeping_pass, "interval", seconds=HOUSEKEEPING_SECONDS, args=(app,),
                       id="housekeeping", next_run_time=start, **defaults)
     scheduler.add_job(calendar_coverage, "interval", hours=24, args=(app,), id="calendar", next_run_time=start,
+                      **defaults)
+    scheduler.add_job(retention_pass, "interval", hours=6, args=(app,), id="retention", next_run_time=start,
                       **defaults)
     scheduler.start()
     try:

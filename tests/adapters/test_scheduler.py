@@ -159,3 +159,21 @@ def test_the_queries_use_indexes(app: Any, clock: Any) -> None:
     for job in ("stale_close", "stale_remind", "sla_warning", "sla_breach"):
         plan = " ".join(store.explain(job, clock.now())).lower()
         assert "index" in plan, f"{job}: {plan}"
+
+
+def test_refused_mail_is_purged_after_retention_ticket_mail_kept(app: Any, clock: Any) -> None:
+    from maildesk.adapters.queries import list_quarantine
+    from maildesk.adapters.scheduler import retention_pass
+
+    refused = ingest_bytes(app, make_mail(sender="x@evil.example", subject="Спам"))
+    kept = ingest_bytes(app, make_mail())
+    [entry] = list_quarantine(app.engine)
+    ticket_raw = show_ticket(app.engine, kept.ticket)["messages"][0]["raw_sha256"]
+    clock.advance(days=89)
+    assert retention_pass(app) == 0
+    clock.advance(days=2)
+    assert retention_pass(app) == 1
+    assert list_quarantine(app.engine, state="purged")[0]["id"] == refused.quarantine
+    assert not app.archive.has(entry["raw_sha256"])
+    assert app.archive.has(ticket_raw)
+    assert retention_pass(app) == 0
