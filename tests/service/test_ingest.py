@@ -203,3 +203,21 @@ def test_notifications_parse_as_mail_clients_see_them(app: Any) -> None:
         assert reparsed.get_body(("plain",)) is not None
         assert reparsed.get_body(("html",)) is not None
         assert reparsed["Message-ID"].endswith("@desk.test>")
+
+
+def test_two_messages_with_one_message_id_are_both_kept_and_flagged(app: Any) -> None:
+    first = ingest_bytes(app, make_mail(message_id="same@gb1.sev.gov.ru", subject="Принтер", body="Текст. Тел. 55-11-22"))
+    second = ingest_bytes(app, make_mail(message_id="same@gb1.sev.gov.ru", subject="Сканер", body="Другой. Тел. 55-11-23"))
+    assert {first.outcome, second.outcome} == {Outcome.CREATED}
+    assert first.ticket != second.ticket
+    decision = show_ticket(app.engine, second.ticket)["messages"][0]["decision"]
+    assert decision["message_id_reused"] is True
+    assert show_ticket(app.engine, first.ticket)["messages"][0]["decision"]["message_id_reused"] is False
+
+
+def test_one_mail_to_two_help_addresses_is_one_ticket(make_app: Any) -> None:
+    app = make_app(desks=[{"address": DESK, "name": "СТП"}, {"address": "it@miac.sev.gov.ru", "name": "ИТ"}])
+    raw = make_mail(to=(DESK, "it@miac.sev.gov.ru"))
+    assert ingest_bytes(app, raw, "imap:help").outcome is Outcome.CREATED
+    assert ingest_bytes(app, b"Delivered-To: it@miac.sev.gov.ru\r\n" + raw, "imap:it").outcome is Outcome.DUPLICATE
+    assert len(list_tickets(app.engine, TicketFilter())) == 1
