@@ -355,7 +355,10 @@ class _Apply:
         if not self.d.notices:
             return
         snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
-        ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
+        if self.d.create is not None:  # a new ticket's thread is the message that opened it
+            ids = (self.inc.mail.message_id,) if self.inc.mail and self.inc.mail.message_id else ()
+        else:
+            ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
         for notice in self.d.notices:
             extra: dict[str, Any] = {"refused": self._refused_info(notice)}
             if notice.event == "my_tickets" and self.t is not None and self.t.sender:
@@ -451,9 +454,7 @@ def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Comp
         message_id=out.message_id, raw=out.raw, automatic=out.automatic, state="pending",
         next_attempt_at=now, created_at=now,
     ))
-    if ticket is not None:
-        s.add(EventRow(ticket_id=ticket.id or 0, at=now, actor="system", action="notified",
-                       detail={"event": out.event, "to": list(out.recipients), "message_id": out.message_id}))
+    # the outbox row is the record of the notification: `tickets show` lists it beside the history
 
 
 def _first_desk(t: Triage) -> str:
