@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -28,10 +28,15 @@ class Attachment:
     data: bytes
     inline: bool = False
     content_id: str | None = None
+    stored_size: int | None = None  # set when `data` was dropped after archiving
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return self.stored_size if self.stored_size is not None else len(self.data)
+
+    def without_data(self) -> Attachment:
+        """The same attachment with its bytes left in the archive (cheap to pass between processes)."""
+        return replace(self, data=b"", stored_size=self.size)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from maildesk.core.decide import decide
@@ -56,7 +56,9 @@ def prepare(raw: bytes, envelope: Envelope, policy: Policy, archive: Archive) ->
     mail = parse(raw)
     triaged = triage(mail, envelope, policy.triage)
     shas = tuple(archive.put(a.data) for a in mail.attachments)
-    return Prepared(key, raw_sha, envelope, mail, triaged, None, shas, len(raw))
+    # the bytes stay in the archive: only what the commit needs travels back to the writer
+    lean = replace(mail, attachments=tuple(a.without_data() for a in mail.attachments))
+    return Prepared(key, raw_sha, envelope, lean, replace(triaged, mail=lean), None, shas, len(raw))
 
 
 @dataclass
