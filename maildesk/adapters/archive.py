@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,18 +33,7 @@ class MailArchive:
         if final.exists():
             return digest
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, final)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _fsync_dir(final.parent)
+            write_atomic(final, data)
         except OSError as exc:
             raise ArchiveError(exc.errno, f"mail archive cannot store {digest}: {exc.strerror}") from exc
         return digest
@@ -75,7 +65,27 @@ class MailArchive:
             raise ArchiveError(exc.errno, f"mail archive {self.root} is not writable: {exc.strerror}") from exc
 
 
-def _fsync_dir(path: Path) -> None:
+def write_atomic(path: Path, content: bytes | Path) -> None:
+    """Bytes, or a file's content, written under a temporary name, fsync'ed, renamed, directory fsync'ed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(content, Path):
+                with content.open("rb") as source:
+                    shutil.copyfileobj(source, fh, 1 << 20)
+            else:
+                fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -9,7 +9,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
-from maildesk.adapters.archive import MailArchive
+from maildesk.adapters.archive import MailArchive, fsync_dir, write_atomic
 from maildesk.config import Settings
 
 MANIFEST, SQLITE_FILE, PG_FILE = "manifest.json", "maildesk.db", "maildesk.pgdump"
@@ -68,14 +67,14 @@ def backup(settings: Settings, dest: Path, now: datetime | None = None) -> dict[
     digests = _copy_archive(settings.data_dir / ARCHIVE_DIR, dest / ARCHIVE_DIR)
     secret = settings.data_dir / SECRET
     if secret.exists():
-        _write_atomic(dest / SECRET, secret)
+        write_atomic(dest / SECRET, secret)
     manifest = {
         "format": 1, "created_at": (now or datetime.now(timezone.utc)).isoformat(), "database": kind,
         "schema_revision": revision, "counts": {**counts, "archive_files": len(digests)},
         "secret_key": secret.exists(), "archive": digests,
     }
     # written last: a folder with a manifest is a complete backup
-    _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1).encode())
     return manifest
 
 
@@ -89,7 +88,7 @@ def _sqlite_backup(source: Path, target: Path) -> tuple[str | None, dict[str, in
     finally:
         dst.close()
         src.close()
-    _fsync(target)
+    fsync_dir(target)
     with _connect(URL.create("sqlite", database=str(target))) as conn:
         return _describe(conn)
 
@@ -103,7 +102,7 @@ def _pg_backup(url: URL, target: Path) -> tuple[str | None, dict[str, int]]:
         described = _describe(conn)
         _run([pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--file={target}"], url)
         conn.rollback()
-    _fsync(target)
+    fsync_dir(target)
     return described
 
 
@@ -138,7 +137,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False) -> RestoreRep
         _place(_file(src / ARCHIVE_DIR, digest), _file(archive.root, digest))
     _fsync_dirs(archive.root)
     if (src / SECRET).exists():
-        _write_atomic(settings.data_dir / SECRET, src / SECRET)
+        write_atomic(settings.data_dir / SECRET, src / SECRET)
     if kind == "sqlite":
         _sqlite_restore(src / SQLITE_FILE, _sqlite_path(url))
     else:
@@ -195,7 +194,7 @@ def _sqlite_restore(source: Path, target: Path) -> None:
     # a -wal left from the old file would be replayed into the restored one
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
-    _write_atomic(target, source)
+    write_atomic(target, source)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -249,41 +248,14 @@ def _place(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:  # another filesystem, or links not allowed
-        _write_atomic(target, source)
+        write_atomic(target, source)
 
-
-def _write_atomic(path: Path, content: bytes | Path) -> None:
-    """Bytes, or a file's content, written under a temporary name, fsync'ed, then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(content, Path):
-                with content.open("rb") as source:
-                    shutil.copyfileobj(source, fh, 1 << 20)
-            else:
-                fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dirs(root: Path) -> None:
     if root.exists():
         for folder in (root, *root.glob("??"), *root.glob("??/??")):
-            _fsync(folder)
+            fsync_dir(folder)
 
 
 def _sha256(path: Path) -> str:

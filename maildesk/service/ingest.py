@@ -37,12 +37,14 @@ class Deps:
     on_result: Callable[[IngestResult, Envelope, int], None] | None = None
 
 
-def ingest(raw: bytes, envelope: Envelope, deps: Deps, *, release: bool = False) -> IngestResult:
+def ingest(raw: bytes, envelope: Envelope, deps: Deps, *, release: bool = False,
+           quarantine: Reason | None = None) -> IngestResult:
     """Parse, triage, decide and commit one message; safe to call again with the same bytes.
 
     Raises TemporaryFailure when nothing could be committed; then nothing was changed
     and the caller keeps the mail (SMTP 451, IMAP leaves it in the folder, exit 75).
-    `release` processes a quarantined message again with the sender check waived.
+    `release` processes a quarantined message again with the sender check waived;
+    `quarantine` holds the message for that reason without parsing it (e.g. SMTP smuggling).
     """
     key = idempotency_key(raw)
     try:
@@ -53,7 +55,10 @@ def ingest(raw: bytes, envelope: Envelope, deps: Deps, *, release: bool = False)
                 if deps.on_result is not None:
                     deps.on_result(result, envelope, len(raw))
                 return result
-        incoming = _prepare(raw, key, envelope, deps, release)
+        if quarantine is not None:
+            incoming = Incoming(key, deps.archive.put(raw), envelope, None, None, _quarantine(quarantine))
+        else:
+            incoming = _prepare(raw, key, envelope, deps, release)
         result = deps.store.apply(incoming, deps.clock.now(), deps.composer)
     except (StoreUnavailable, OSError) as exc:
         log.error("message not taken, will be retried: %s", exc)

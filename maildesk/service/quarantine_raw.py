@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
-from maildesk.core.decision import Decision
-from maildesk.core.dedupe import idempotency_key
-from maildesk.core.model import Envelope, Outcome, Reason
-from maildesk.service.ingest import Deps, TemporaryFailure
-from maildesk.service.ports import IngestResult, Incoming, StoreUnavailable
-
-log = logging.getLogger("maildesk.ingest")
+from maildesk.core.model import Envelope, Reason
+from maildesk.service.ingest import Deps, ingest
+from maildesk.service.ports import IngestResult
 
 
 def quarantine_raw(raw: bytes, envelope: Envelope, reason: Reason, deps: Deps) -> IngestResult:
@@ -21,17 +15,4 @@ def quarantine_raw(raw: bytes, envelope: Envelope, reason: Reason, deps: Deps) -
     guarantees as ingest(): a second call with the same bytes changes nothing, and
     TemporaryFailure means nothing was committed.
     """
-    key = idempotency_key(raw)
-    try:
-        prior = deps.store.processed(key)
-        if prior is not None:
-            return IngestResult(Outcome.DUPLICATE, "duplicate", prior.ticket, prior.quarantine, (), key)
-        decision = Decision(Outcome.QUARANTINED, reason.code, (reason,), quarantine=reason, record={"rule": reason.code})
-        incoming = Incoming(key, deps.archive.put(raw), envelope, None, None, decision)
-        result = deps.store.apply(incoming, deps.clock.now(), deps.composer)
-    except (StoreUnavailable, OSError) as exc:
-        log.error("message not taken, will be retried: %s", exc)
-        raise TemporaryFailure(str(exc)) from exc
-    if deps.on_result is not None:
-        deps.on_result(result, envelope, len(raw))
-    return result
+    return ingest(raw, envelope, deps, quarantine=reason)
