@@ -64,7 +64,7 @@ def run(ctx: Context) -> None:
     with SmtpSink() as sink:
         transport_rate = _transport_rate(ctx, sink.port)
         ctx.limits["transport"] = transport_rate
-        ctx.add(Row("4 outbox", "-", f"SmtpTransport.send alone × {ctx.sizes.transport_sample}",
+        ctx.add(Row("4 outbox", "-", f"SmtpTransport.send alone, one connection × {ctx.sizes.transport_sample}",
                     f"{transport_rate:6.1f} msg/s",
                     data={"rate": transport_rate}))
         for backend, pg_url in ctx.backends():
@@ -73,7 +73,7 @@ def run(ctx: Context) -> None:
 
 
 def _transport_rate(ctx: Context, port: int) -> float:
-    """The limit: one message, one connection, as SmtpTransport sends, with no store around it."""
+    """The limit: SmtpTransport on one connection, as a worker's pass sends, with no store around it."""
     from maildesk.adapters.mailer import SmtpTransport
 
     transport = SmtpTransport(HOST, port, timeout=30)
@@ -81,9 +81,10 @@ def _transport_rate(ctx: Context, port: int) -> float:
     count = ctx.sizes.transport_sample
     ctx.progress.phase("outbox: transport alone", count)
     began = time.perf_counter()
-    for index in range(count):
-        transport.send(DESK, ["ivanova@gb1.sev.gov.ru"], raw, f"t{index}")
-        ctx.progress.advance()
+    with transport:
+        for index in range(count):
+            transport.send(DESK, ["ivanova@gb1.sev.gov.ru"], raw, f"t{index}")
+            ctx.progress.advance()
     return count / (time.perf_counter() - began)
 
 

@@ -37,15 +37,18 @@ async def outbox_loop(app: App, stop: asyncio.Event, interval: float = 2.0) -> N
     """Deliver due notifications until stopped; a failing pass is logged and retried."""
     from maildesk.adapters.outbox import OutboxWorker
 
+    limit = 100
     worker = OutboxWorker(app.engine, make_transport(app.settings), app.settings.desks[0].address,
-                          app.settings.outgoing.auto_cap_per_day)
+                          app.settings.outgoing.auto_cap_per_day, composer=app.composer)
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
-            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now())
+            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now(), limit)
         except Exception:
             log.exception("outbox pass failed; retrying")
-        await _wait(stop, interval)
+            worker.claimed = 0
+        if worker.claimed < limit:  # a full pass means more are due: go on at once
+            await _wait(stop, interval)
 
 
 async def watchdog_loop(app: App, stop: asyncio.Event) -> None:

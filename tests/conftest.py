@@ -137,7 +137,8 @@ def deliver(app: Any) -> list[Any]:
     from maildesk.adapters.outbox import OutboxWorker
     from maildesk.bootstrap import make_transport
 
-    OutboxWorker(app.engine, make_transport(app.settings), app.settings.desks[0].address).deliver_due(app.deps.clock.now())
+    OutboxWorker(app.engine, make_transport(app.settings), app.settings.desks[0].address,
+                 composer=app.composer).deliver_due(app.deps.clock.now())
     return outgoing_mail(app.settings)
 
 

@@ -4,27 +4,58 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from maildesk.adapters.database import session_scope
-from maildesk.adapters.db_models import EventRow, OutboxRow
-from maildesk.adapters.mailer import PermanentFailure, TemporaryDeliveryFailure, Transport
+from maildesk.adapters.db_models import EventRow, OutboxRow, Ticket
+from maildesk.adapters.mailer import PermanentFailure, RelayUnavailable, TemporaryDeliveryFailure, Transport
+from maildesk.adapters.store import emit, ticket_snapshot
+from maildesk.core.decision import Notice
+from maildesk.service.ports import Composer, NoticeTarget
 
 log = logging.getLogger("maildesk.outbox")
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 30
+CAP_PERIOD = timedelta(days=1)
+RECORD_EVERY = 25  # results written back per transaction: a crash re-sends at most this many (same Message-ID)
 
 
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min … capped at one hour."""
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+@dataclass(frozen=True)
+class _Due:
+    """A claimed row, read once: what sending it needs."""
+
+    id: int
+    ticket_id: int | None
+    event: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    automatic: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Result:
+    row: _Due
+    state: str  # sent / failed / held / retry
+    error: str = ""
+    relay_down: bool = False  # no relay at all: the rest of the pass waits too
+    over: tuple[str, ...] = ()  # held: the recipients over the cap, with their count
+    count: int = 0
 
 
 @dataclass
@@ -34,85 +65,132 @@ class OutboxWorker:
     sender: str  # envelope sender of our notifications
     cap_per_day: int = 40
     owner: str = f"{socket.gethostname()}:{os.getpid()}"
+    composer: Composer | None = None  # alerts the agents when automatic mail is held; None: log only
+    claimed: int = 0  # rows the last pass took: a full pass means more are waiting
 
     def deliver_due(self, now: datetime, limit: int = 100) -> int:
-        """Send what is due; returns how many were sent. Safe to run on several instances at once."""
+        """Send what is due; returns how many were sent. Safe to run on several instances at once.
+
+        One transaction claims the pass's rows and reads the day's automatic mail for the
+        cap, and the results are written back every RECORD_EVERY messages, so that the
+        database is touched a few times a pass rather than several times a message.
+        """
+        rows, sent_today = self._claim(now, limit)
+        self.claimed = len(rows)
+        if not rows:
+            return 0
+        results: list[_Result] = []
         sent = 0
-        for row_id in self._due_ids(now, limit):
-            if not self._claim(row_id, now):
-                continue  # another instance has it
-            sent += self._deliver(row_id, now)
+        with self.transport:
+            for index, row in enumerate(rows):
+                result = self._attempt(row, sent_today)
+                results.append(result)
+                sent += result.state == "sent"
+                if result.relay_down:
+                    results += [_Result(r, "retry", result.error) for r in rows[index + 1:]]
+                    break
+                if len(results) >= RECORD_EVERY:
+                    self._record(results, now)
+                    results = []
+        self._record(results, now)
         return sent
 
-    def _due_ids(self, now: datetime, limit: int) -> list[int]:
+    def _claim(self, now: datetime, limit: int) -> tuple[list[_Due], Counter[str]]:
+        token = f"{self.owner}/{secrets.token_hex(4)}"[:100]
+        claimable = (OutboxRow.state == "pending", OutboxRow.next_attempt_at <= now,
+                     sa.or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now))
         with session_scope(self.engine) as s:
-            q = (select(OutboxRow.id).where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= now)
-                 .order_by(OutboxRow.id).limit(limit))
-            return list(s.exec(q).all())
+            due = select(OutboxRow.id).where(*claimable).order_by(OutboxRow.id).limit(limit)
+            # the conditions again on the outer update: a row another instance took meanwhile is skipped
+            s.execute(sa.update(OutboxRow).where(OutboxRow.id.in_(due.scalar_subquery()), *claimable)
+                      .values(lease_owner=token, lease_until=now + LEASE))
+            q = (select(OutboxRow.id, OutboxRow.ticket_id, OutboxRow.event, OutboxRow.recipients, OutboxRow.raw,
+                        OutboxRow.automatic, OutboxRow.attempts)
+                 .where(OutboxRow.lease_owner == token).order_by(OutboxRow.id))
+            rows = [_Due(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6]) for r in s.execute(q).all()]
+            return rows, (_sent_today(s, now) if any(r.automatic for r in rows) else Counter())
 
-    def _claim(self, row_id: int, now: datetime) -> bool:
-        with session_scope(self.engine) as s:
-            result = s.execute(
-                sa.update(OutboxRow)
-                .where(OutboxRow.id == row_id, OutboxRow.state == "pending",
-                       sa.or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now))
-                .values(lease_owner=self.owner, lease_until=now + LEASE)
-            )
-            return result.rowcount == 1
-
-    def _deliver(self, row_id: int, now: datetime) -> int:
-        with session_scope(self.engine) as s:
-            row = s.get(OutboxRow, row_id)
-            assert row is not None
-            recipients, raw, automatic, event = list(row.recipients), row.raw, row.automatic, row.event
-            over = self._over_cap(s, recipients, now) if automatic else []
-        if over:
-            self._finish(row_id, "held", now, f"automatic mail cap reached for {', '.join(over)}")
-            log.warning("outbox %s held: automatic mail cap reached for %s", row_id, ", ".join(over))
-            return 0
+    def _attempt(self, row: _Due, sent_today: Counter[str]) -> _Result:
+        if row.automatic:
+            over = tuple(r for r in row.recipients if sent_today[r.lower()] >= self.cap_per_day)
+            if over:
+                log.warning("outbox %s held: automatic mail cap reached for %s", row.id, ", ".join(over))
+                return _Result(row, "held", f"automatic mail cap reached for {', '.join(over)}", over=over,
+                               count=sent_today[over[0].lower()])
         try:
-            self.transport.send(self.sender, recipients, raw, f"{row_id:08d}-{event}")
+            self.transport.send(self.sender, row.recipients, row.raw, f"{row.id:08d}-{row.event}")
         except PermanentFailure as exc:
-            self._finish(row_id, "failed", now, str(exc))
-            log.error("outbox %s failed permanently: %s", row_id, exc)
-            return 0
+            log.error("outbox %s failed permanently: %s", row.id, exc)
+            return _Result(row, "failed", str(exc))
+        except RelayUnavailable as exc:
+            return _Result(row, "retry", str(exc), relay_down=True)
         except TemporaryDeliveryFailure as exc:
-            self._retry(row_id, now, str(exc))
-            return 0
-        self._finish(row_id, "sent", now, "")
-        return 1
+            return _Result(row, "retry", str(exc))
+        if row.automatic:
+            sent_today.update(r.lower() for r in row.recipients)
+        return _Result(row, "sent")
 
-    def _over_cap(self, s: sa.orm.Session, recipients: list[str], now: datetime) -> list[str]:
-        since = now - timedelta(days=1)
-        rows = s.exec(select(OutboxRow.recipients).where(
-            OutboxRow.automatic.is_(True), OutboxRow.state == "sent", OutboxRow.sent_at >= since)).all()
-        counts: dict[str, int] = {}
-        for rcpts in rows:
-            for r in rcpts:
-                counts[r] = counts.get(r, 0) + 1
-        return [r for r in recipients if counts.get(r, 0) >= self.cap_per_day]
-
-    def _finish(self, row_id: int, state: str, now: datetime, error: str) -> None:
+    def _record(self, results: Iterable[_Result], now: datetime) -> None:
+        results = list(results)
+        if not results:
+            return
         with session_scope(self.engine) as s:
-            row = s.get(OutboxRow, row_id)
-            assert row is not None
-            row.state, row.lease_owner, row.lease_until, row.last_error = state, None, None, error[:2000]
-            row.attempts += 1
-            if state == "sent":
-                row.sent_at = now
-            elif row.ticket_id is not None:
-                s.add(EventRow(ticket_id=row.ticket_id, at=now, actor="system", action=f"mail_{state}",
-                               detail={"event": row.event, "to": row.recipients, "error": error[:500]}))
+            for result in results:
+                self._record_one(s, result, now)
 
-    def _retry(self, row_id: int, now: datetime, error: str) -> None:
-        with session_scope(self.engine) as s:
-            row = s.get(OutboxRow, row_id)
-            assert row is not None
-            row.attempts += 1
-            row.lease_owner, row.lease_until, row.last_error = None, None, error[:2000]
-            if row.attempts >= MAX_ATTEMPTS:
-                row.state = "failed"
-                log.error("outbox %s failed after %d attempts: %s", row_id, row.attempts, error)
+    def _record_one(self, s: Session, result: _Result, now: datetime) -> None:
+        row, error = result.row, result.error[:2000]
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "last_error": error,
+                                  "attempts": row.attempts + 1}
+        state = result.state
+        if state == "sent":
+            values.update(state="sent", sent_at=now)
+        elif state == "retry":
+            if row.attempts + 1 >= MAX_ATTEMPTS:
+                state = "failed"
+                log.error("outbox %s failed after %d attempts: %s", row.id, row.attempts + 1, error)
             else:
-                row.next_attempt_at = now + backoff(row.attempts)
-                log.warning("outbox %s will be retried at %s: %s", row_id, row.next_attempt_at, error)
+                values["next_attempt_at"] = now + backoff(row.attempts + 1)
+                log.warning("outbox %s will be retried at %s: %s", row.id, values["next_attempt_at"], error)
+        if state in ("failed", "held"):
+            values["state"] = state
+        s.execute(sa.update(OutboxRow).where(OutboxRow.id == row.id).values(**values))
+        if state in ("failed", "held") and row.ticket_id is not None:
+            s.add(EventRow(ticket_id=row.ticket_id, at=now, actor="system", action=f"mail_{state}",
+                           detail={"event": row.event, "to": list(row.recipients), "error": error[:500]}))
+        if state == "held":
+            self._alert_held(s, result, now)
+
+    def _alert_held(self, s: Session, result: _Result, now: datetime) -> None:
+        """Tell the agents once a day per recipient that automatic mail to it is being held."""
+        if self.composer is None:
+            return
+        since = now - CAP_PERIOD
+        earlier = s.exec(select(OutboxRow.recipients).where(
+            OutboxRow.state == "held", OutboxRow.next_attempt_at >= since, OutboxRow.id != result.row.id)).all()
+        already = {r.lower() for rcpts in earlier for r in rcpts}
+        fresh = [r for r in result.over if r.lower() not in already]
+        if not fresh:
+            return
+        ticket = s.get(Ticket, result.row.ticket_id) if result.row.ticket_id is not None else None
+        snapshot = ticket_snapshot(s, ticket) if ticket is not None else None
+        extra = {"recipient": ", ".join(fresh), "count": result.count, "period": "за сутки",
+                 "held_subject": _subject(result.row.raw)}
+        emit(s, ticket, NoticeTarget(Notice("outbox_held", "agents", extra), (), snapshot), self.composer, now)
+
+
+def _sent_today(s: Session, now: datetime) -> Counter[str]:
+    """Automatic messages sent to each recipient over the cap's period."""
+    rows = s.exec(select(OutboxRow.recipients).where(
+        OutboxRow.state == "sent", OutboxRow.sent_at >= now - CAP_PERIOD, OutboxRow.automatic.is_(True))).all()
+    return Counter(r.lower() for rcpts in rows for r in rcpts)
+
+
+def _subject(raw: bytes) -> str:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    try:
+        return str(BytesHeaderParser(policy=default).parsebytes(raw).get("Subject", ""))[:200]
+    except Exception:  # a subject for the alert only; the alert goes out without one
+        return ""

@@ -6,7 +6,7 @@ import email
 import email.policy
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import pytest
@@ -16,16 +16,18 @@ from maildesk.adapters.mailer import SmtpTransport
 from maildesk.adapters.outbox import OutboxWorker
 from maildesk.adapters.outbox_admin import list_outbox, retry_outbox
 from maildesk.adapters.queries import show_ticket
-from tests.conftest import DESK, REQUESTER, ingest_bytes
+from tests.conftest import AGENT, AGENT2, DESK, REQUESTER, ingest_bytes
 from tests.mailmaker import make_mail
 
 
 class Sink:
-    """An SMTP relay that records what it accepts, or answers with a chosen code."""
+    """An SMTP relay that records what it accepts (and on which connection), or answers with a chosen code."""
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
+        self.sessions: list[int] = []  # id of the session each accepted message came on
         self.answer: str | None = None  # e.g. "451 4.3.0 try later"; None accepts
+        self.hang_up_after: int | None = None  # close the connection after this many messages on it
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -34,7 +36,14 @@ class Sink:
         with self.lock:
             msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
+            self.sessions.append(id(session))
         return "250 2.0.0 queued"
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.hang_up_after is not None and self.sessions.count(id(session)) >= self.hang_up_after:
+            server.transport.close()  # enough on this connection: dropped without a word, as relays do
+        envelope.mail_from = address
+        return "250 OK"
 
 
 def free_port() -> int:
@@ -54,7 +63,8 @@ def sink() -> Iterator[tuple[Sink, int]]:
 
 
 def worker(app: Any, port: int, cap: int = 40) -> OutboxWorker:
-    return OutboxWorker(app.engine, SmtpTransport("127.0.0.1", port, timeout=5), DESK, cap_per_day=cap)
+    return OutboxWorker(app.engine, SmtpTransport("127.0.0.1", port, timeout=5), DESK, cap_per_day=cap,
+                        composer=app.composer)
 
 
 def test_notifications_go_through_the_relay(app: Any, sink: tuple[Sink, int]) -> None:
@@ -152,3 +162,71 @@ def test_hostile_subject_and_name_cannot_inject_headers(app: Any, sink: tuple[Si
         assert msg["Bcc"] is None
         assert "\n" not in str(msg["Subject"])
     assert number is not None
+
+
+def test_held_mail_alerts_the_agents_once_a_day(app: Any, sink: tuple[Sink, int], clock: Any) -> None:
+    handler, port = sink
+    for i in range(4):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+        clock.advance(seconds=1)
+    worker(app, port, cap=2).deliver_due(clock.now())
+    held = [r for r in list_outbox(app.engine) if r["state"] == "held"]
+    assert len(held) == 2, "the third and fourth notices to the requester wait"
+    alerts = [r for r in list_outbox(app.engine) if r["event"] == "outbox_held"]
+    assert len(alerts) == 1, "one alert for the recipient, not one per held message"
+    assert alerts[0]["to"] == [AGENT, AGENT2] and not alerts[0]["automatic"]
+    worker(app, port, cap=2).deliver_due(clock.now())
+    alert = next(msg for _, rcpts, msg in handler.messages if msg["Subject"] and AGENT in rcpts
+                 and "задержаны" in msg.get_body(("plain",)).get_content())
+    text = alert.get_body(("plain",)).get_content()
+    assert REQUESTER in text and "2 автоматических письма" in text
+    events = show_ticket(app.engine, held[0]["ticket"])["events"]
+    assert "mail_held" in [e["action"] for e in events]
+
+
+def test_one_connection_carries_a_pass(app: Any, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    for i in range(5):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    assert worker(app, port).deliver_due(app.deps.clock.now()) == 10
+    assert len(set(handler.sessions)) == 1
+
+
+def test_relay_that_hangs_up_mid_pass_loses_and_doubles_nothing(app: Any, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    handler.hang_up_after = 3
+    for i in range(4):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    assert worker(app, port).deliver_due(app.deps.clock.now()) == 8
+    ids = [msg["Message-ID"] for _, _, msg in handler.messages]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert len(set(handler.sessions)) == 3, "a new connection after each hang-up"
+    assert {r["state"] for r in list_outbox(app.engine)} == {"sent"}
+
+
+def test_relay_down_ends_the_pass_after_one_try(app: Any, clock: Any) -> None:
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:  # a relay that accepts the connection and drops it at once
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    for i in range(5):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    try:
+        assert worker(app, port).deliver_due(clock.now()) == 0
+    finally:
+        listener.close()
+    assert len(accepted) == 1, "the other nine wait for the next pass instead of each trying the relay"
+    rows = list_outbox(app.engine)
+    assert len(rows) == 10 and {r["state"] for r in rows} == {"pending"}
+    assert all(r["attempts"] == 1 and datetime.fromisoformat(r["next_attempt_at"]) > clock.now() for r in rows)
