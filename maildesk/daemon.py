@@ -52,11 +52,15 @@ async def outbox_loop(app: App, stop: asyncio.Event, interval: float = 2.0) -> N
 
 
 async def watchdog_loop(app: App, stop: asyncio.Event) -> None:
+    """Keep systemd's watchdog fed while the ingest writer lives; without it systemd restarts maildesk."""
     usec = int(os.environ.get("WATCHDOG_USEC", "0"))
     if not usec:
         return
     while not stop.is_set():
-        sd_notify("WATCHDOG=1")
+        if app.pipeline is None or app.pipeline.alive:
+            sd_notify("WATCHDOG=1")
+        else:
+            log.critical("the ingest writer has stopped; no mail can be committed: leaving it to systemd's watchdog")
         await _wait(stop, usec / 2e6)
 
 
@@ -128,6 +132,7 @@ async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None
     app = build(settings)
     app.deps.on_result = metrics_for(app).on_result
     app.start_pipeline()  # shared by the receiver and the pollers; closed with the app
+    metrics_for(app).watch("ingest", lambda: app.pipeline is None or app.pipeline.alive)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

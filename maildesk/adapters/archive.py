@@ -31,6 +31,9 @@ class MailArchive:
         digest = hashlib.sha256(data).hexdigest()
         final = self._path(digest)
         if final.exists():
+            # it may have just been renamed into place by another worker whose directory fsync
+            # has not happened yet: make sure the name is on disk before a commit refers to it
+            fsync_dir(final.parent)
             return digest
         try:
             write_atomic(final, data)
@@ -67,7 +70,7 @@ class MailArchive:
 
 def write_atomic(path: Path, content: bytes | Path) -> None:
     """Bytes, or a file's content, written under a temporary name, fsync'ed, renamed, directory fsync'ed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs_durably(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -82,6 +85,18 @@ def write_atomic(path: Path, content: bytes | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def make_dirs_durably(path: Path) -> None:
+    """mkdir -p, each new folder's entry fsync'ed in its parent, so a power loss cannot drop the folder."""
+    if path.is_dir():
+        return
+    make_dirs_durably(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        pass  # made meanwhile by another worker, whose fsync may not have happened yet
     fsync_dir(path.parent)
 
 

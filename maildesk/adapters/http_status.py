@@ -41,6 +41,7 @@ class Metrics:
         self._bytes: dict[str, int] = defaultdict(int)
         self._imap_lag: dict[str, float] = {}
         self._components: dict[str, tuple[bool, str]] = {}
+        self._probes: dict[str, Callable[[], bool]] = {}  # parts asked at each health check
         self._store: tuple[float, list[str]] | None = None  # (monotonic time, lines) of the last store read
 
     # -- fed by the daemon ----------------------------------------------------------------
@@ -49,6 +50,11 @@ class Metrics:
         with self._lock:
             self._messages[(envelope.source, result.outcome.value)] += 1
             self._bytes[envelope.source] += size
+
+    def watch(self, name: str, probe: Callable[[], bool]) -> None:
+        """Ask `probe()` at every health check; False makes `name` a failing part."""
+        with self._lock:
+            self._probes[name] = probe
 
     def set_imap_lag(self, account: str, seconds: float) -> None:
         with self._lock:
@@ -91,6 +97,8 @@ class Metrics:
         with self._lock:
             failing += [f"{name}: {detail or 'failing'}" for name, (ok, detail) in sorted(self._components.items())
                         if not ok]
+            probes = dict(self._probes)
+        failing += [f"{name}: not running" for name, probe in sorted(probes.items()) if not probe()]
         return failing
 
     def _store_lines(self) -> list[str]:

@@ -14,7 +14,8 @@ import multiprocessing
 import os
 import queue
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,9 @@ from maildesk.service.ports import Archive, Incoming, IngestResult, StoreUnavail
 log = logging.getLogger("maildesk.pipeline")
 
 MAX_BATCH = 64
+PREPARE_TIMEOUT = 60.0  # seconds one message may take to parse before it is held and its worker replaced
+PARSE_TIMEOUT = Reason("parse.timeout", f"parsing took longer than {PREPARE_TIMEOUT:.0f} s")
+PARSER_DIED = Reason("parse.crashed", "the parser process died on this message twice")
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,17 @@ def prepare(raw: bytes, envelope: Envelope, policy: Policy, archive: Archive) ->
 class _Job:
     """A submitted message: its preparation under way in a worker, its result once committed."""
 
+    raw: bytes
+    envelope: Envelope
     preparing: Future
     done: Future = field(default_factory=Future)
+    prepared: Prepared | None = None  # set by the writer once the preparation is in
+    retried: bool = False  # sent to a new worker once already, after its worker process died
 
-    @property
-    def prepared(self) -> Prepared:
-        return self.preparing.result()
+    def __post_init__(self) -> None:
+        # running from the start: a caller that gives up (a dropped SMTP session cancels its
+        # await) cannot cancel it, so the writer can always resolve it
+        self.done.set_running_or_notify_cancel()
 
 
 def _executor(workers: int) -> Executor:
@@ -78,6 +87,10 @@ def _executor(workers: int) -> Executor:
         return ThreadPoolExecutor(max_workers=2, thread_name_prefix="maildesk-parse")
     # forkserver: workers never inherit the daemon's threads or open sockets
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def _key(job: _Job) -> str:
+    return idempotency_key(job.raw)[:12]
 
 
 def _as_failure(error: BaseException) -> BaseException:
@@ -90,32 +103,85 @@ def _as_failure(error: BaseException) -> BaseException:
 class IngestPipeline:
     """submit(raw, envelope) → Future[IngestResult], resolved after the commit; TemporaryFailure when not taken."""
 
-    def __init__(self, deps: Deps, transaction: Any, workers: int = 0) -> None:
+    def __init__(self, deps: Deps, transaction: Any, workers: int = 0,
+                 prepare_timeout: float = PREPARE_TIMEOUT) -> None:
         self.deps = deps
         self.transaction = transaction  # () -> context manager yielding a StoreTx
         self.workers = workers or os.cpu_count() or 1
+        self.prepare_timeout = prepare_timeout
         self.pool = _executor(self.workers)
+        self._pool_lock = threading.Lock()
         self.queue: queue.Queue[_Job | None] = queue.Queue()
         self.writer = threading.Thread(target=self._write_loop, name="maildesk-writer", daemon=True)
         self.writer.start()
 
+    @property
+    def alive(self) -> bool:
+        """False once the writer has stopped: nothing submitted would be committed (health checks)."""
+        return self.writer.is_alive()
+
     def submit(self, raw: bytes, envelope: Envelope) -> Future:
         # queued at once, in arrival order: the writer commits in that order whatever finishes parsing first
-        job = _Job(self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive))
+        job = _Job(raw, envelope, self._prepare(raw, envelope))
         self.queue.put(job)
         return job.done
+
+    def _prepare(self, raw: bytes, envelope: Envelope) -> Future:
+        with self._pool_lock:
+            try:
+                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive)
+            except BrokenProcessPool:  # a worker died (killed, out of memory): carry on with new ones
+                self._renew_pool()
+                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive)
+
+    def _renew_pool(self, kill: bool = False) -> None:
+        """Replace the workers; with `kill`, stop the old ones first (one of them is stuck)."""
+        old, self.pool = self.pool, _executor(self.workers)
+        if kill:  # ProcessPoolExecutor cannot cancel a running call: its processes are stopped instead
+            for process in list((getattr(old, "_processes", None) or {}).values()):
+                process.kill()
+        old.shutdown(wait=False, cancel_futures=False)
 
     def ingest(self, raw: bytes, envelope: Envelope, timeout: float | None = None) -> IngestResult:
         return self.submit(raw, envelope).result(timeout)
 
     def _ready(self, job: _Job) -> bool:
-        """Wait for a job's preparation; a failed one is answered at once and left out."""
-        error = job.preparing.exception()
-        if error is None:
-            return True
-        log.error("message not taken, will be retried: %s", error)
-        job.done.set_exception(_as_failure(error))
-        return False
+        """Wait for a job's preparation; a failed one is answered at once and left out.
+
+        A message that parses for too long, or whose worker process dies twice, is held in
+        quarantine unparsed (its raw bytes archived here) instead of stalling the queue.
+        """
+        while True:
+            finished, _ = wait([job.preparing], timeout=self.prepare_timeout)
+            if not finished:
+                log.error("message %s took over %.0f s to parse: held in quarantine, parser processes replaced",
+                          _key(job), self.prepare_timeout)
+                with self._pool_lock:
+                    self._renew_pool(kill=True)
+                return self._hold(job, PARSE_TIMEOUT)
+            error = job.preparing.exception()
+            if error is None:
+                job.prepared = job.preparing.result()
+                return True
+            if isinstance(error, BrokenProcessPool):
+                if job.retried:
+                    log.error("message %s: the parser process died on it twice; held in quarantine", _key(job))
+                    return self._hold(job, PARSER_DIED)
+                log.warning("a parser process died; message %s goes to a new one", _key(job))
+                job.retried, job.preparing = True, self._prepare(job.raw, job.envelope)
+                continue
+            log.error("message not taken, will be retried: %s", error)
+            job.done.set_exception(_as_failure(error))
+            return False
+
+    def _hold(self, job: _Job, reason: Reason) -> bool:
+        try:
+            raw_sha = self.deps.archive.put(job.raw)
+        except OSError as exc:
+            job.done.set_exception(TemporaryFailure(str(exc)))
+            return False
+        job.prepared = Prepared(idempotency_key(job.raw), raw_sha, job.envelope, None, None, reason, (), len(job.raw))
+        return True
 
     def _write_loop(self) -> None:
         stopping = False
@@ -123,19 +189,27 @@ class IngestPipeline:
             first = self.queue.get()
             if first is None:
                 return
-            batch = [first] if self._ready(first) else []
-            while len(batch) < MAX_BATCH:  # whatever else has arrived meanwhile joins this commit
-                try:
-                    job = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                if self._ready(job):
-                    batch.append(job)
-            if batch:
-                self._commit(batch)
+            batch: list[_Job] = []
+            try:
+                if self._ready(first):
+                    batch.append(first)
+                while len(batch) < MAX_BATCH:  # whatever else has arrived meanwhile joins this commit
+                    try:
+                        job = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stopping = True
+                        break
+                    if self._ready(job):
+                        batch.append(job)
+                if batch:
+                    self._commit(batch)
+            except Exception as exc:  # the writer must outlive any fault: answer what it holds, go on
+                log.exception("ingest writer fault; %d message(s) will be retried", len(batch))
+                for job in batch:
+                    if not job.done.done():
+                        job.done.set_exception(TemporaryFailure(str(exc)))
 
     def _commit(self, batch: list[_Job]) -> None:
         outcomes: list[IngestResult | BaseException] = []
@@ -143,6 +217,7 @@ class IngestPipeline:
             with self.transaction() as tx:
                 now = self.deps.clock.now()
                 for job in batch:
+                    assert job.prepared is not None
                     try:
                         with tx.savepoint():
                             outcomes.append(self._apply(tx, job.prepared, now))
@@ -157,7 +232,7 @@ class IngestPipeline:
                 job.done.set_exception(_as_failure(outcome))
             else:
                 job.done.set_result(outcome)
-                if self.deps.on_result is not None:
+                if self.deps.on_result is not None and job.prepared is not None:
                     self.deps.on_result(outcome, job.prepared.envelope, job.prepared.size)
 
     def _apply(self, tx: Any, p: Prepared, now: Any) -> IngestResult:

@@ -109,6 +109,18 @@ def test_health_is_ready_until_a_component_reports_a_failure(app: Any, clock: Fa
     assert get(port, "/nowhere")[0] == 404
 
 
+def test_health_fails_once_the_ingest_writer_has_stopped(app: Any, clock: FakeClock, serve: Any) -> None:
+    from maildesk.service.pipeline import IngestPipeline
+
+    metrics = Metrics(app.engine, app.archive, clock)
+    pipeline = IngestPipeline(app.deps, app.store.transaction, workers=1)
+    metrics.watch("ingest", lambda: pipeline.alive)
+    port = serve(metrics).port
+    assert get(port, "/health") == (200, "ready\n")
+    pipeline.close()
+    assert get(port, "/health") == (503, "ingest: not running\n")
+
+
 def test_health_fails_when_the_database_does_not_answer(make_settings: Any, clock: FakeClock, serve: Any) -> None:
     app = build(make_settings(database={"url": UNREACHABLE}), clock=clock)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Iterator
@@ -96,3 +97,45 @@ def _failing_transaction() -> Any:
     from maildesk.adapters.store import SqlTicketStore
 
     return SqlTicketStore(sa.create_engine("postgresql+psycopg://maildesk@127.0.0.1:1/none")).transaction()
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_writer(app: Any, pipe: IngestPipeline) -> None:
+    import asyncio
+
+    async def give_up() -> None:  # what aiosmtpd does to a session whose client hangs up before its 250
+        waiting = asyncio.ensure_future(asyncio.wrap_future(pipe.submit(make_mail(subject="Брошено"), Envelope("smtp"))))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(give_up())
+    after = pipe.ingest(make_mail(subject="Следующее", body="Текст.\nТелефон: 55-11-99"), Envelope("smtp"), timeout=60)
+    assert after.outcome is Outcome.CREATED and pipe.alive
+    subjects = {t["subject"] for t in list_tickets(app.engine, TicketFilter())}
+    assert subjects == {"Брошено", "Следующее"}, "the abandoned message is committed too: its sender's retry is a duplicate"
+
+
+def test_a_killed_parser_process_is_replaced(app: Any, pipe: IngestPipeline) -> None:
+    import os
+    import signal
+
+    assert pipe.ingest(make_mail(subject="Первое"), Envelope("smtp"), timeout=60).outcome is Outcome.CREATED
+    for pid in list(pipe.pool._processes):  # type: ignore[attr-defined]  # as the OOM killer would
+        os.kill(pid, signal.SIGKILL)
+    results = [pipe.ingest(make_mail(subject=f"После {i}", body=f"Текст {i}.\nТелефон: 55-11-0{i}"),
+                           Envelope("smtp"), timeout=60) for i in range(3)]
+    assert [r.outcome for r in results] == [Outcome.CREATED] * 3
+    assert len(list_tickets(app.engine, TicketFilter())) == 4
+
+
+def test_a_message_that_parses_too_long_is_held_and_the_rest_flows(app: Any, pipe: IngestPipeline) -> None:
+    big = make_mail(subject="Огромное", attachments=[("scan.pdf", "application/pdf", b"%PDF-1.4\n" + os.urandom(6_000_000))])
+    pipe.prepare_timeout = 0.001  # far below what parsing 8 MB takes
+    held = pipe.ingest(big, Envelope("smtp"), timeout=60)
+    pipe.prepare_timeout = 60.0
+    after = pipe.ingest(make_mail(subject="Обычное"), Envelope("smtp"), timeout=60)
+    assert held.outcome is Outcome.QUARANTINED and after.outcome is Outcome.CREATED
+    entry = list_quarantine(app.engine)[0]
+    assert entry["reason"] == "parse.timeout" and entry["raw_sha256"]
+    assert app.archive.get(entry["raw_sha256"]) == big, "the raw mail is kept for release"
