@@ -2,7 +2,8 @@
 
 MAILDESK_TEST_IMAP="host:port:user:password" points the tests at a running server
 (`.ci/start-dovecot.sh` prints such a line); without it each server here is a pymap
-process ("dict" backend, in memory) on a free loopback port, plaintext.
+process ("dict" backend, in memory) on a free loopback port, plaintext, or with STARTTLS
+on a self-signed certificate for the tests of certificate checks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from imapclient import IMAPClient
@@ -47,9 +49,18 @@ _PYMAP = ("from pysasl.hashing import Cleartext; from pymap.config import IMAPCo
           "from pymap.main import main; main()")
 
 
-def _pymap_command(port: int) -> list[str]:
-    return [sys.executable, "-c", _PYMAP, "--host", "127.0.0.1", "--port", str(port), "--no-tls",
+def _pymap_command(port: int, tls: tuple[str, str] | None) -> list[str]:
+    security = ["--cert", tls[0], "--key", tls[1]] if tls else ["--no-tls"]
+    return [sys.executable, "-c", _PYMAP, "--host", "127.0.0.1", "--port", str(port), *security,
             "dict", "--demo-user", USER, "--demo-password", PASSWORD]
+
+
+def self_signed_certificate(folder: Path) -> tuple[str, str]:
+    """(cert, key) files for CN=localhost that no trust store knows; needs the openssl command."""
+    cert, key = folder / "imap-cert.pem", folder / "imap-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
 
 
 @dataclass
@@ -61,11 +72,12 @@ class ImapServer:
     user: str = USER
     password: str = PASSWORD
     process: subprocess.Popen[bytes] | None = None
+    tls: tuple[str, str] | None = None  # (cert, key): pymap offers STARTTLS with them
     _delimiter: str | None = field(default=None, repr=False)
 
     # -- process control (pymap only) --------------------------------------------------
     def start(self) -> ImapServer:
-        self.process = subprocess.Popen(_pymap_command(self.port), stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen(_pymap_command(self.port, self.tls), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         wait_until(self._answers, 15, f"pymap on port {self.port}")
         return self
@@ -172,9 +184,9 @@ def start_server() -> ImapServer:
     return ImapServer("127.0.0.1", free_port()).start()
 
 
-def start_pymap() -> ImapServer:
-    """Always a pymap process of our own (for tests that restart the server)."""
-    return ImapServer("127.0.0.1", free_port()).start()
+def start_pymap(tls: tuple[str, str] | None = None) -> ImapServer:
+    """Always a pymap process of our own (for tests that restart the server, or need STARTTLS)."""
+    return ImapServer("127.0.0.1", free_port(), tls=tls).start()
 
 
 def unique_prefix() -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -14,6 +17,8 @@ from sqlalchemy.engine import Engine
 from maildesk.adapters.database import session_scope
 from maildesk.adapters.db_models import Lease
 
+log = logging.getLogger("maildesk.imap")
+
 TTL = timedelta(seconds=120)
 
 
@@ -22,9 +27,48 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@functools.cache  # a process never changes boot or PID namespace
+def pid_scope() -> str:
+    """Names the set of processes whose pids this one can check: this boot of this machine, this PID namespace.
+
+    Two hosts may share a hostname (cloned VMs) and two containers a host, so a hostname
+    alone cannot say that a pid means the same process here. Empty where /proc does not
+    tell (not Linux): then a lease is only ever taken after its term.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{boot} {namespace}".encode()).hexdigest()[:8]
+
+
 def new_owner() -> str:
-    """host:pid:token: unique per poller, readable for the admin who wonders who holds a mailbox."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """host:pid:scope:token: unique per poller, readable for the admin who wonders who holds a mailbox."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{pid_scope()}:{secrets.token_hex(3)}"
+
+
+def is_dead_here(owner: str) -> bool:
+    """True when `owner` is a process of our boot and PID namespace that no longer runs (killed, crashed).
+
+    False whenever in doubt: another machine or namespace, an owner string of another form,
+    a pid that is alive (ours included: two pollers of one process stay apart) or not ours to signal.
+    """
+    parts = owner.split(":")
+    scope = pid_scope()
+    if len(parts) != 4 or not scope or parts[2] != scope or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # PermissionError: alive, under another user
+    return False  # alive; or its pid was reused since, and then the term decides
 
 
 class MailboxLease:
@@ -32,7 +76,9 @@ class MailboxLease:
 
     A claim is a conditional UPDATE (free, expired or already ours) and, when the row does not
     exist yet, an INSERT whose primary key makes concurrent claimers lose: the same on SQLite
-    and PostgreSQL. The row's `state` keeps what must survive restarts (UIDVALIDITY, attempts).
+    and PostgreSQL. A holder that died on this machine (SIGKILL, crash) is taken over at once,
+    by an UPDATE conditional on that holder, so that of two restarted instances one wins.
+    The row's `state` keeps what must survive restarts (UIDVALIDITY, attempts).
     """
 
     def __init__(self, engine: Engine, name: str, owner: str | None = None, ttl: timedelta = TTL,
@@ -47,11 +93,23 @@ class MailboxLease:
                         owner=self.owner, until=now + self.ttl):
             self.until = now + self.ttl
             return True
+        if self._take_from_dead(now):
+            return True
         try:
             with session_scope(self.engine) as s:
                 s.add(Lease(name=self.name, owner=self.owner, until=now + self.ttl, state={}))
         except sa.exc.IntegrityError:
             return False  # someone else holds it, or inserted it a moment before us
+        self.until = now + self.ttl
+        return True
+
+    def _take_from_dead(self, now: datetime) -> bool:
+        with session_scope(self.engine) as s:
+            row = s.get(Lease, self.name)
+            dead = row.owner if row is not None and is_dead_here(row.owner) else None
+        if dead is None or not self._update(Lease.owner == dead, owner=self.owner, until=now + self.ttl):
+            return False
+        log.warning("lease %s: holder %s no longer runs on this host: taken over by %s", self.name, dead, self.owner)
         self.until = now + self.ttl
         return True
 

@@ -1,4 +1,4 @@
-"""The imapclient side of the poller: log in, name folders as the server does, move one message out."""
+"""The imapclient side of the poller: log in, name folders as the server does, size, fetch and move messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
@@ -23,6 +23,7 @@ DELETED = b"\\Deleted"
 WAITING = ["UNDELETED", "UNKEYWORD", DONE]
 METHODS = ("move", "copy-expunge", "copy-flag")  # strongest first
 IDLE_SLICE = 2.0  # one idle_check() wait: bounds how long a stop takes
+SIZE_CHUNK = 500  # UIDs per RFC822.SIZE fetch: keeps the command line short (Dovecot refuses lines over 64 KB)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ def connect(account: ImapAccount, settings: Settings) -> IMAPClient:
     context = ssl.create_default_context()
     if not account.verify_certificates:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if account.security != "none":
+            log.warning("IMAP %s: certificate of %s:%s NOT verified (verify_certificates = false): anyone on the "
+                        "path can pose as the server and read the password and the mail", account.name,
+                        account.host, account.port)
     if account.security == "none":
         log.warning("IMAP %s: PLAINTEXT connection to %s:%s, password sent in clear (loopback only)",
                     account.name, account.host, account.port)
@@ -113,6 +118,33 @@ def transfer(client: IMAPClient, uid: int, target: str, method: str) -> None:
         client.uid_expunge([uid])
 
 
+def sizes_of(client: IMAPClient, uids: list[int]) -> dict[int, int]:
+    """RFC822.SIZE of each message, without its body; a message expunged meanwhile is absent."""
+    found: dict[int, int] = {}
+    for start in range(0, len(uids), SIZE_CHUNK):
+        for uid, data in client.fetch(uids[start:start + SIZE_CHUNK], ["RFC822.SIZE"]).items():
+            if b"RFC822.SIZE" in data:
+                found[uid] = int(data[b"RFC822.SIZE"])
+    return found
+
+
+def batches(sized: Iterable[tuple[int, int]], max_count: int, max_bytes: int) -> Iterator[list[int]]:
+    """(uid, size) pairs in order → UID lists of at most `max_count` messages and `max_bytes` announced bytes.
+
+    A message larger than `max_bytes` on its own goes in a batch of its own.
+    """
+    batch: list[int] = []
+    total = 0
+    for uid, size in sized:
+        if batch and (len(batch) == max_count or total + size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
 def expunge_leftovers(client: IMAPClient, box: Mailbox) -> None:
     """Finish moves that a crash cut between COPY and UID EXPUNGE (our keyword marks them)."""
     if box.method == "copy-expunge":
@@ -163,7 +195,8 @@ def _idle(client: IMAPClient, stop: threading.Event, deadline: float, tick: Call
 def check_account(account: ImapAccount, settings: Settings) -> dict[str, Any]:
     """Log in; capabilities, the move method that would be used, the three folders with their counts."""
     found: dict[str, Any] = {"account": account.name, "host": account.host, "port": account.port,
-                             "security": account.security, "user": account.user, "ok": False, "error": None}
+                             "security": account.security, "verify_certificates": account.verify_certificates,
+                             "user": account.user, "ok": False, "error": None}
     try:
         client = connect(account, settings)
     except Exception as exc:

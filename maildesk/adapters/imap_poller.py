@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import Future
 import time
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -16,19 +16,20 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from maildesk.adapters.imap_lease import MailboxLease
 from maildesk.adapters.imap_mailbox import (
-    IDLE_SLICE, WAITING, Mailbox, check_account, close, connect, expunge_leftovers, open_mailbox, transfer,
-    wait_for_mail,
+    IDLE_SLICE, WAITING, Mailbox, batches, check_account, close, connect, expunge_leftovers, open_mailbox, sizes_of,
+    transfer, wait_for_mail,
 )
 from maildesk.config import ImapAccount, Settings
 from maildesk.core.model import Envelope, Outcome
 from maildesk.service.ingest import Deps, TemporaryFailure, ingest
-
-Submit = Callable[[bytes, Envelope], Future]
-WINDOW = 8  # messages fetched and in flight at once: enough to keep the pipeline busy, bounded memory
 from maildesk.service.ports import IngestResult
 
 log = logging.getLogger("maildesk.imap")
 
+Submit = Callable[[bytes, Envelope], Future]
+
+WINDOW = 8  # messages fetched and in flight at once: enough to keep the pipeline busy
+WINDOW_BYTES = 32 * 1024 * 1024  # announced size of one window's bodies: memory stays bounded with large mail
 IDLE_RENEW = 25 * 60  # RFC 2177: a server may end an IDLE after 30 minutes
 BACKOFF_MAX = 60.0
 LAG_REPORT_SECONDS = 5.0  # how often the daemon's metrics learn each account's lag
@@ -55,6 +56,7 @@ class Report:
     to_quarantine: int = 0
     failed: int = 0  # ingest raised; the message stays for the next pass
     gave_up: int = 0  # failed max_attempts times: moved to the quarantine folder
+    too_large: int = 0  # over smtp.max_message_size: moved to the quarantine folder unread
     temporary_failure: bool = False  # the store was down: this pass stopped, nothing moved
     skipped: str | None = None  # the mailbox is leased to another instance
     error: str | None = None  # connection, login or server error
@@ -125,18 +127,25 @@ class ImapPoller:
             return report
 
     def drain(self, client: IMAPClient, box: Mailbox, stop: threading.Event) -> Report:
-        """One pass: every waiting message to ingest(), then out of the folder after its commit."""
+        """One pass: every waiting message to ingest(), then out of the folder after its commit.
+
+        Sizes come first (RFC822.SIZE): mail over the SMTP cap is set aside unread, the rest is
+        fetched in windows bounded in count and announced bytes.
+        """
         self.phase = "draining"
         selected = client.select_folder(box.folder)
         report = Report(self.account.name, box.folder, int(selected[b"UIDVALIDITY"]))
         state = self._state(report.uidvalidity)
         expunge_leftovers(client, box)
-        waiting = sorted(client.search(WAITING))
-        for start in range(0, len(waiting), WINDOW):
+        sized = sorted(sizes_of(client, sorted(client.search(WAITING))).items())
+        cap = self.settings.smtp.max_message_size  # the limit SMTP enforces, so both doors take the same mail
+        for uid, size in sized:
+            if size > cap and not stop.is_set():
+                self._set_aside_too_large(client, box, report, uid, size)
+        for window in batches([(uid, size) for uid, size in sized if size <= cap], WINDOW, WINDOW_BYTES):
             if stop.is_set() or report.temporary_failure:
                 break
             self._keep_lease()
-            window = waiting[start:start + WINDOW]
             # one round trip fetches the window; PEEK leaves \Seen as it was
             bodies = client.fetch(window, ["BODY.PEEK[]"])
             submitted = [(uid, self.submit(bodies[uid][b"BODY[]"], self.envelope))
@@ -149,6 +158,17 @@ class ImapPoller:
         if not report.temporary_failure:
             self.last_pass = time.monotonic()
         return report
+
+    def _set_aside_too_large(self, client: IMAPClient, box: Mailbox, report: Report, uid: int, size: int) -> None:
+        """Past the cap SMTP enforces: to the quarantine folder without reading it (no ticket, no entry)."""
+        self._keep_lease()
+        log.error("ALERT IMAP %s: message UID %s in %s is %d bytes, over smtp.max_message_size (%d): moved unread "
+                  "to %s, no ticket and no quarantine entry", self.account.name, uid, box.folder, size,
+                  self.settings.smtp.max_message_size, box.quarantine,
+                  extra={"alert": "imap_message_too_large", "account": self.account.name, "uid": uid, "size": size})
+        transfer(client, uid, box.quarantine, box.method)
+        report.too_large += 1
+        report.to_quarantine += 1
 
     def _finish(self, client: IMAPClient, box: Mailbox, state: dict[str, Any], report: Report, uid: int,
                 future: Future) -> None:

@@ -5,20 +5,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from maildesk.adapters.db_models import Lease, QuarantineEntry, Ticket
-from maildesk.adapters.imap_lease import MailboxLease
+from maildesk.adapters.imap_lease import MailboxLease, pid_scope
+from maildesk.adapters.imap_mailbox import batches
 from maildesk.adapters.imap_poller import ImapPoller, check_accounts, lease_name, poll_once, start_pollers
 from maildesk.config import ConfigError
 from maildesk.service.ports import StoreUnavailable
-from tests.imapserver import ImapServer, start_pymap, start_server, unique_prefix, wait_until
+from tests.imapserver import ImapServer, self_signed_certificate, start_pymap, start_server, unique_prefix, wait_until
 from tests.mailmaker import make_mail
 
 pytestmark = pytest.mark.slow
@@ -138,6 +146,34 @@ def test_refused_sender_lands_in_the_quarantine_folder(make_app: Callable[..., A
     assert report["outcomes"] == {"quarantined": 1, "created": 1}
     assert box.counts() == (0, 1, 1)
     assert rows(app, QuarantineEntry) == 1 and rows(app, Ticket) == 1
+
+
+def test_mail_over_the_smtp_cap_goes_to_quarantine_unread_and_the_rest_flows(
+        make_app: Callable[..., Any], box: Mailbox, caplog: pytest.LogCaptureFixture) -> None:
+    scan = ("journal.pdf", "application/pdf", os.urandom(60_000))
+    huge = make_mail(subject="Скан журнала", attachments=[scan])
+    box.server.append(box.inbox, mails(1, "до"))
+    box.server.append(box.inbox, [huge])
+    box.server.append(box.inbox, mails(1, "после"))
+    app = make_app(imap=[box.account()], smtp={"max_message_size": 50_000})
+
+    report = report_of(poll_once(app))
+
+    assert report["ok"] and report["outcomes"] == {"created": 2} and report["fetched"] == 2
+    assert (report["too_large"], report["to_quarantine"], report["to_processed"]) == (1, 1, 2)
+    assert box.counts() == (0, 2, 1)
+    [kept] = box.server.messages(box.quarantine)
+    assert kept["raw"] == huge and b"\\Seen" not in kept["flags"]  # set aside as it came, unread
+    assert rows(app, Ticket) == 2 and rows(app, QuarantineEntry) == 0  # never reached the pipeline
+    [alert] = [r for r in caplog.records if getattr(r, "alert", None) == "imap_message_too_large"]
+    assert alert.levelno == logging.ERROR and alert.account == "help" and alert.size > 50_000
+    assert f"UID {alert.uid}" in alert.getMessage() and str(alert.size) in alert.getMessage()
+
+
+def test_bodies_are_fetched_in_windows_bounded_by_count_and_bytes() -> None:
+    assert list(batches([(1, 10), (2, 10), (3, 25), (4, 5), (5, 40), (6, 1)], 3, 30)) == [[1, 2], [3, 4], [5], [6]]
+    assert list(batches([(uid, 1) for uid in range(1, 8)], 3, 30)) == [[1, 2, 3], [4, 5, 6], [7]]
+    assert list(batches([], 3, 30)) == []
 
 
 def test_a_message_that_breaks_ingest_is_retried_then_set_aside(
@@ -301,6 +337,52 @@ def test_a_leased_mailbox_is_left_to_its_holder(make_app: Callable[..., Any], bo
     assert report_of(poll_once(app))["to_processed"] == 1
 
 
+# holds a lease as a running maildesk would, until it is killed
+HOLDER = """
+import sys
+from maildesk.adapters.database import make_engine
+from maildesk.adapters.imap_lease import MailboxLease
+print(MailboxLease(make_engine(sys.argv[1]), sys.argv[2]).claim(), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not pid_scope(), reason="needs /proc to tell which processes are alive")
+def test_a_mailbox_held_by_a_killed_instance_is_taken_at_once(make_app: Callable[..., Any], box: Mailbox) -> None:
+    box.server.append(box.inbox, mails(1, "после kill -9"))
+    app = make_app(imap=[box.account()])
+    command = [sys.executable, "-c", HOLDER, app.settings.database_url, lease_name(app.settings.imap[0])]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as holder:
+        try:
+            assert select.select([holder.stdout], [], [], 30)[0] and holder.stdout.readline() == b"True\n"
+            skipped = report_of(poll_once(app))["skipped"]  # a live instance on this host: left alone
+            assert skipped.startswith("leased to ") and skipped.split(":")[1] == str(holder.pid)
+            assert box.counts() == (1, 0, 0)
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(10)
+
+    report = report_of(poll_once(app))  # the restarted instance, long before the 120 s term ends
+
+    assert report["skipped"] is None and report["to_processed"] == 1 and box.counts() == (0, 1, 0)
+
+
+@pytest.mark.skipif(not pid_scope(), reason="needs /proc to tell which processes are alive")
+def test_only_a_dead_holder_of_this_host_loses_its_lease(app: Any) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait(30)
+    here = MailboxLease(app.engine, "imap:x:INBOX", f"{os.uname().nodename}:{finished.pid}:{pid_scope()}:dead01")
+    assert here.claim()
+    assert MailboxLease(app.engine, "imap:x:INBOX").claim()  # its pid is gone here: taken at once
+
+    # the same hostname and pid on another machine (or container) says nothing about that process
+    elsewhere = MailboxLease(app.engine, "imap:y:INBOX", f"{os.uname().nodename}:{finished.pid}:0000beef:dead02")
+    assert elsewhere.claim()
+    assert not MailboxLease(app.engine, "imap:y:INBOX").claim()
+    live = MailboxLease(app.engine, "imap:z:INBOX")  # this very process: alive
+    assert live.claim() and not MailboxLease(app.engine, "imap:z:INBOX").claim()
+
+
 def test_lease_expires_and_changes_hands(app: Any) -> None:
     now = [datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)]
     first, second = (MailboxLease(app.engine, "imap:x:INBOX", owner, timedelta(seconds=60), lambda: now[0])
@@ -328,6 +410,33 @@ def test_check_accounts_reports_folders_without_changing_them(make_app: Callable
     assert "IDLE" in good["capabilities"] and good["move_method"] in ("move", "copy-expunge")
     assert not bad["ok"] and "LoginError" in bad["error"]
     assert box.counts() == (2, 0, 0)
+
+
+def test_unverified_certificates_are_warned_about_on_every_connect(
+        make_app: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    own = start_pymap(tls=self_signed_certificate(tmp_path))
+    try:
+        prefix = unique_prefix()
+        lax, strict = (own.account(name, prefix, folder="INBOX", security="starttls", verify_certificates=verify)
+                       for name, verify in (("lax", False), ("strict", True)))
+        own.append("INBOX", mails(1, "TLS"))
+        app = make_app(imap=[lax, strict])
+
+        first = poll_once(app)
+        assert report_of(first, "lax")["to_processed"] == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in report_of(first, "strict")["error"]  # verified by default
+        poll_once(app)
+        checked = {r["account"]: r for r in check_accounts(app)}
+    finally:
+        own.stop()
+
+    assert checked["lax"]["ok"] and checked["lax"]["verify_certificates"] is False
+    assert checked["strict"]["verify_certificates"] is True
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "NOT verified" in r.getMessage()]
+    assert len(warnings) == 3 and all(w.startswith("IMAP lax: ") for w in warnings)  # two polls and the check
 
 
 def test_plaintext_only_on_loopback(make_settings: Callable[..., Any]) -> None:
