@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from maildesk.adapters import smtp_replies as replies
+from maildesk.adapters.smtp_data import PIECE, read_data
 from maildesk.config import ConfigError, Settings
 from maildesk.core.model import Envelope, Reason
 from maildesk.service.ingest import TemporaryFailure
@@ -120,6 +121,8 @@ def _log_message(env: Envelope, size: int, reply: str, result: IngestResult | No
 class _Session(SMTP):
     """One connection: counted against the limits, rewritten replies, tracked while in DATA."""
 
+    line_length_limit = PIECE  # the stream reader's buffer while DATA is searched for its end (smtp_data)
+
     def __init__(self, receiver: SmtpReceiver, handler: DeskHandler, **options: Any) -> None:
         self.receiver = receiver
         self.client: str | None = None  # set once admitted
@@ -135,11 +138,19 @@ class _Session(SMTP):
                 transport.close()
                 return
             self.client = client
+            self._session_cap = asyncio.get_running_loop().call_later(
+                self.receiver.smtp.max_session_seconds, self._over_time)
         super().connection_made(transport)
+
+    def _over_time(self) -> None:
+        """A connection open for longer than max_session_seconds is closed, however busy (slow-drip clients)."""
+        log.info("connection from %s closed: open longer than %d s", self.client, self.receiver.smtp.max_session_seconds)
+        self.goodbye()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.client is None:
             return  # refused at connect: aiosmtpd never started this session
+        self._session_cap.cancel()
         self.receiver.release(self)
         super().connection_lost(error)
 
@@ -158,9 +169,37 @@ class _Session(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         self.receiver.in_data(self, True)
         try:
-            await super().smtp_DATA(arg)
+            await self._data(arg)
         finally:
             self.receiver.in_data(self, False)
+
+    async def _data(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the data read in large pieces (smtp_data) instead of line by line."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            data = await read_data(self._reader, self.data_size_limit)
+        except asyncio.CancelledError:  # the connection was lost during DATA
+            self._writer.close()
+            raise
+        if data.content is None:
+            log.info("peer=%s mail_from=%s rcpt=%s size=%d outcome=refused reply=552 (over the size limit)",
+                     self.client, self.envelope.mail_from, ",".join(self.envelope.rcpt_tos), data.size)
+            await self.push(replies.TOO_BIG)
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = data.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
     def goodbye(self) -> None:
         """421 and close, once the reply in progress (if any) has been written."""

@@ -505,6 +505,48 @@ def test_an_idle_session_is_closed_after_the_timeout(make_app: Callable[..., Any
     assert client.file.readline() == b"", "closed by the server"
 
 
+def test_a_dripping_client_is_cut_off_after_the_session_cap(make_app: Callable[..., Any],
+                                                            serve: Callable[..., Running],
+                                                            raw_client: Callable[[Running], RawClient]) -> None:
+    client = raw_client(serve(make_app(smtp={"timeout_seconds": 60, "max_session_seconds": 1})))
+    assert client.reply().startswith("220")
+    client.write(f"EHLO drip.example\r\nMAIL FROM:<{REQUESTER}>\r\nRCPT TO:<{DESK}>\r\nDATA\r\n".encode())
+    assert client.replies(4)[-1].startswith("354")
+    client.write(b"Subject: a")  # and then a byte now and then, each well inside the idle timeout
+    assert client.reply().startswith("421"), "told why, then closed"
+    assert client.file.readline() == b""
+
+
+def test_long_lines_behind_a_relay_are_taken_not_refused(app: Any, serve: Callable[..., Running]) -> None:
+    # a 5xx here would make the relay bounce to a possibly forged sender; the parser has its own bound
+    body = "Текст одной строкой: " + "ошибка при сохранении, " * 400 + "\nТелефон: 55-12-34\n"
+    code, text = send(serve(app), make_mail(body=body))
+    assert code == 250 and "Ticket #" in text
+    assert "ошибка при сохранении" in show_ticket(app.engine, number_in(text))["messages"][0]["text"]
+
+
+def test_a_client_that_hangs_up_before_its_reply_does_not_stop_the_daemon(
+        app: Any, serve: Callable[..., Running], raw_client: Callable[[Running], RawClient]) -> None:
+    from maildesk.adapters.smtp_runner import pipeline_submit
+    from maildesk.service.pipeline import IngestPipeline
+
+    pipeline = IngestPipeline(app.deps, app.store.transaction, workers=2)
+    try:
+        running = serve(app, submit=pipeline_submit(pipeline))
+        client = raw_client(running)
+        assert client.reply().startswith("220")
+        client.write(f"EHLO gone.example\r\nMAIL FROM:<{REQUESTER}>\r\nRCPT TO:<{DESK}>\r\nDATA\r\n".encode())
+        assert client.replies(4)[-1].startswith("354")
+        client.write(make_mail(subject="Отправил и ушёл") + b".\r\n")
+        client.close()  # before the 250
+        code, text = send(running, make_mail(subject="Следующий", body="Текст.\nТелефон: 55-11-00"))
+        assert code == 250, text
+        assert pipeline.alive
+        assert {t["subject"] for t in tickets(app)} == {"Отправил и ушёл", "Следующий"}
+    finally:
+        pipeline.close()
+
+
 def _certificate(folder: Path) -> tuple[Path, Path]:
     openssl = shutil.which("openssl")
     if openssl is None:
