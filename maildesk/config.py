@@ -73,6 +73,7 @@ class SmtpSection:
     max_connections: int = 64
     max_connections_per_client: int = 16
     timeout_seconds: int = 60
+    max_session_seconds: int = 1800
     allowed_clients: tuple[str, ...] = ()
     tls_cert: str = ""
     tls_key: str = ""
@@ -142,6 +143,8 @@ class ImapAccount:
     name: str
     host: str
     user: str
+    # one of the [[desks]] addresses; empty: each message's first To: address names the ticket's
+    # desk, and replies come from the [[desks]] entry with that address, else from the first one
     desk: str = ""
     port: int = 993
     security: Literal["ssl", "starttls", "none"] = "ssl"  # "none": plaintext, for a loopback host only
@@ -255,7 +258,45 @@ def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
     return cls(**values)
 
 
+# Numbers that must lie in a range: (section, key, least, greatest or None). A negative size,
+# port, count or number of days would otherwise pass the type check and misbehave at run time.
+RANGES: tuple[tuple[str, str, float, float | None], ...] = (
+    ("maildesk", "ingest_workers", 0, None),
+    ("smtp", "max_message_size", 1, None),
+    ("smtp", "max_recipients", 1, None),
+    ("smtp", "max_connections", 1, None),
+    ("smtp", "max_connections_per_client", 1, None),
+    ("smtp", "timeout_seconds", 1, None),
+    ("smtp", "max_session_seconds", 1, None),
+    ("outgoing", "port", 1, 65535),
+    ("outgoing", "auto_cap_per_day", 1, None),
+    ("attachments", "max_total_mb", 0.001, None),
+    ("attachments", "max_images", 0, None),
+    ("sla", "acceptance_hours", 0.01, None),
+    ("stale", "close_after_days", 1, None),
+    ("stale", "remind_before_days", 0, None),
+    ("retention", "quarantine_days", 0, None),
+)
+
+
+def _check_ranges(settings: Settings) -> None:
+    for section, name, least, greatest in RANGES:
+        value = getattr(getattr(settings, section), name)
+        if value < least or (greatest is not None and value > greatest):
+            bounds = f"between {least:g} and {greatest:g}" if greatest is not None else f"at least {least:g}"
+            raise ConfigError(f"{section}.{name}: must be {bounds}, got {value!r}")
+
+
+def _check_listen(listen: str, key: str) -> None:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{key}: {listen!r} is not HOST:PORT")
+    if int(port) > 65535:  # 0 is allowed: any free port (tests)
+        raise ConfigError(f"{key}: port {port} in {listen!r} is not between 0 and 65535")
+
+
 def _check(settings: Settings) -> None:
+    _check_ranges(settings)
     if not settings.desks:
         raise ConfigError("desks: at least one [[desks]] with an address is required")
     for i, desk in enumerate(settings.desks):
@@ -270,20 +311,29 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"sla.warn_share: must be between 0 and 1, got {settings.sla.warn_share}")
     if settings.stale.remind_before_days >= settings.stale.close_after_days:
         raise ConfigError("stale.remind_before_days: must be less than stale.close_after_days")
+    _check_imap(settings)
     for listen in settings.smtp.listen:
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"smtp.listen: {listen!r} is not HOST:PORT")
+        _check_listen(listen, "smtp.listen")
     if settings.http.listen:  # [http]
-        host, _, port = settings.http.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"http.listen: {settings.http.listen!r} is not HOST:PORT")
+        _check_listen(settings.http.listen, "http.listen")
     try:
         import zoneinfo
 
         zoneinfo.ZoneInfo(settings.maildesk.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"maildesk.timezone: unknown time zone {settings.maildesk.timezone!r}") from exc
+
+
+def _check_imap(settings: Settings) -> None:
+    """[[imap]] accounts: names unique (leases, logs and metrics go by them), desks among [[desks]]."""
+    seen: dict[str, int] = {}
+    for i, account in enumerate(settings.imap):
+        if account.name in seen:
+            raise ConfigError(f"imap[{i}].name: {account.name!r} is already the name of imap[{seen[account.name]}]")
+        seen[account.name] = i
+        if account.desk and account.desk.lower() not in settings.desk_addresses:
+            raise ConfigError(f"imap[{i}].desk: {account.desk!r} is not one of the [[desks]] addresses "
+                              f"({', '.join(settings.desk_addresses)})")
 
 
 def _check_address(address: str, key: str) -> None:
