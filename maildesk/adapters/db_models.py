@@ -30,6 +30,23 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+@sa.event.listens_for(sa.orm.Mapper, "before_insert")
+@sa.event.listens_for(sa.orm.Mapper, "before_update")
+def _clip_strings(mapper: Any, connection: Any, target: Any) -> None:
+    """Cut text taken from mail to its column's length: PostgreSQL would refuse the row, SQLite keep it whole.
+
+    A 1,200-character Message-ID or a form field pasted into the ФИО line must not make a
+    message fail on every retry, nor behave differently on the two databases.
+    """
+    for attr in mapper.column_attrs:
+        column = attr.columns[0]
+        length = getattr(column.type, "length", None)  # String and SQLModel's AutoString (a TypeDecorator)
+        if length:
+            value = getattr(target, attr.key, None)
+            if isinstance(value, str) and len(value) > length:
+                setattr(target, attr.key, value[:length])
+
+
 def _ts(**kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, **kw)
 

@@ -25,7 +25,7 @@ from maildesk.core.dedupe import idempotency_key
 from maildesk.core.model import Envelope, InboundMail, Outcome, Reason
 from maildesk.core.parse import check_limits, parse
 from maildesk.core.triage import triage
-from maildesk.service.ingest import Deps, Policy, TemporaryFailure
+from maildesk.service.ingest import Deps, Policy, TemporaryFailure, archive_files, internal_failure
 from maildesk.service.ports import Archive, Incoming, IngestResult, StoreUnavailable
 
 log = logging.getLogger("maildesk.pipeline")
@@ -57,9 +57,13 @@ def prepare(raw: bytes, envelope: Envelope, policy: Policy, archive: Archive) ->
     raw_sha = archive.put(raw)
     if limit is not None:
         return Prepared(key, raw_sha, envelope, None, None, limit, (), len(raw))
-    mail = parse(raw)
-    triaged = triage(mail, envelope, policy.triage)
-    shas = tuple(archive.put(a.data) for a in mail.attachments)
+    try:
+        mail = parse(raw)
+        triaged = triage(mail, envelope, policy.triage)
+    except Exception as exc:  # a hostile message found a bug: it is quarantined, never retried forever
+        log.exception("message %s could not be triaged; quarantined", key[:12])
+        return Prepared(key, raw_sha, envelope, None, None, internal_failure("triage", exc), (), len(raw))
+    shas = archive_files(mail, triaged, archive)  # never an executable's bytes
     # the bytes stay in the archive: only what the commit needs travels back to the writer
     lean = replace(mail, attachments=tuple(a.without_data() for a in mail.attachments))
     return Prepared(key, raw_sha, envelope, lean, replace(triaged, mail=lean), None, shas, len(raw))
@@ -221,9 +225,11 @@ class IngestPipeline:
                     try:
                         with tx.savepoint():
                             outcomes.append(self._apply(tx, job.prepared, now))
-                    except Exception as exc:  # undone alone; the sender retries it
-                        log.exception("message %s not taken", job.prepared.key[:12])
+                    except StoreUnavailable as exc:  # undone alone; the sender retries it
                         outcomes.append(exc)
+                    except Exception as exc:  # this message's own: held, so that no retry meets it again
+                        log.exception("message %s could not be applied; holding it in quarantine", job.prepared.key[:12])
+                        outcomes.append(self._set_aside(tx, job.prepared, exc, now))
         except Exception as exc:  # the commit itself failed: nothing of the batch was taken
             log.error("batch of %d not committed, will be retried: %s", len(batch), exc)
             outcomes = [TemporaryFailure(str(exc))] * len(batch)
@@ -234,6 +240,15 @@ class IngestPipeline:
                 job.done.set_result(outcome)
                 if self.deps.on_result is not None and job.prepared is not None:
                     self.deps.on_result(outcome, job.prepared.envelope, job.prepared.size)
+
+    def _set_aside(self, tx: Any, p: Prepared, error: Exception, now: Any) -> IngestResult | BaseException:
+        reason = Reason("ingest.failed", f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
+        try:
+            with tx.savepoint():
+                return self._apply(tx, replace(p, triage=None, limit=reason, attachment_shas=()), now)
+        except Exception as exc:  # not even a quarantine entry: the sender keeps the mail and retries
+            log.exception("message %s could not be held either", p.key[:12])
+            return exc
 
     def _apply(self, tx: Any, p: Prepared, now: Any) -> IngestResult:
         prior = tx.processed(p.key)
