@@ -19,33 +19,43 @@ from maildesk.service.ports import Composer, NoticeTarget
 
 _ACTIVE_UNACCEPTED = sa.and_(Ticket.accepted_at.is_(None), Ticket.status.in_(("new", "assigned", "in_progress")))
 
-# job → (due-time column, extra condition); each pair is served by an index on the tickets table
-_QUERIES = {
-    "stale_close": (Ticket.stale_close_at, Ticket.status.in_(WAITING_STATUSES)),
-    "stale_remind": (Ticket.remind_at, sa.and_(Ticket.status.in_(WAITING_STATUSES), Ticket.reminded_at.is_(None))),
-    "sla_warning": (Ticket.accept_warn_at, sa.and_(_ACTIVE_UNACCEPTED, Ticket.accept_warned_at.is_(None))),
-    "sla_breach": (Ticket.accept_due_at, sa.and_(_ACTIVE_UNACCEPTED, Ticket.accept_breached_at.is_(None))),
-}
+
+def _query(job: str, now: Any, close_resolved: bool) -> tuple[Any, Any, Any]:
+    """(due-time column, extra condition, the due time it forewarns of); each served by a tickets index."""
+    # resolved tickets that silence does not close are never due: neither reminded nor closed
+    waiting = Ticket.status.in_([w for w in WAITING_STATUSES if close_resolved or w != "resolved"])
+    if job == "stale_close":
+        return Ticket.stale_close_at, waiting, None
+    if job == "stale_remind":
+        return Ticket.remind_at, sa.and_(waiting, Ticket.reminded_at.is_(None)), Ticket.stale_close_at
+    if job == "sla_warning":  # past the deadline itself only the breach is due
+        return (Ticket.accept_warn_at, sa.and_(_ACTIVE_UNACCEPTED, Ticket.accept_warned_at.is_(None),
+                                               Ticket.accept_due_at > now), Ticket.accept_due_at)
+    if job == "sla_breach":
+        return Ticket.accept_due_at, sa.and_(_ACTIVE_UNACCEPTED, Ticket.accept_breached_at.is_(None)), None
+    raise KeyError(job)
 
 
 class SqlHousekeepingStore:
-    def __init__(self, engine: Engine, work: WorkClock | None = None) -> None:
+    def __init__(self, engine: Engine, work: WorkClock | None = None, *, close_resolved: bool = True) -> None:
         self.engine = engine
         self.work = work
+        self.close_resolved = close_resolved  # [stale] close_resolved_on_silence
 
     def due(self, job: str, now: datetime, limit: int) -> Sequence[DueTicket]:
-        column, condition = _QUERIES[job]
+        column, condition, forewarned = _query(job, now, self.close_resolved)
         with session_scope(self.engine) as s:
             rows = s.exec(
-                select(Ticket.id, Ticket.version, Ticket.status, column, Ticket.stale_close_at)
+                select(Ticket.id, Ticket.version, Ticket.status, column,
+                       forewarned if forewarned is not None else sa.null())
                 .where(condition, column.is_not(None), column <= now).order_by(column).limit(limit)
             ).all()
             return [DueTicket(*row) for row in rows]
 
     def explain(self, job: str, now: datetime) -> list[str]:
         """The database's plan for a job's query (to show that it uses an index)."""
-        column, condition = _QUERIES[job]
         moment = sa.literal_column(f"'{now.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}'")
+        column, condition, _ = _query(job, moment, self.close_resolved)
         query = select(Ticket.id).where(condition, column.is_not(None), column <= moment)
         with self.engine.connect() as conn:
             sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))

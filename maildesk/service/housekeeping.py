@@ -22,7 +22,7 @@ class DueTicket:
     version: int
     status: str
     due_at: datetime
-    close_at: datetime | None = None  # the stale close, which a reminder announces
+    next_due: datetime | None = None  # what this one forewarns of: the stale close, the acceptance deadline
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,14 @@ class HousekeepingPolicy:
     timezone: str = "Europe/Simferopol"
 
 
+def close_reason_for(status: str, policy: HousekeepingPolicy) -> str | None:
+    """How a ticket awaiting its requester is closed by silence; None when silence does not close it."""
+    if status == "resolved":
+        # nobody disputed the fix (002): closed as resolved, or left for an agent to close
+        return "resolved" if policy.close_resolved_on_silence else None
+    return "no_response"
+
+
 def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPolicy) -> DueChange | None:
     """The pure rule: what falling due means for a ticket."""
     from zoneinfo import ZoneInfo
@@ -56,21 +64,25 @@ def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPol
         return moment.astimezone(ZoneInfo(policy.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
 
     if job == "stale_close":
-        if item.status == "resolved" and policy.close_resolved_on_silence:
-            reason = "resolved"  # nobody disputed the fix (002): closed as resolved
-        elif item.status == "resolved":
+        reason = close_reason_for(item.status, policy)
+        if reason is None:
             return None
-        else:
-            reason = "no_response"
         return DueChange(job, new_status="closed", close_reason=reason,
                          event=("auto_closed", {"reason": reason, "waited_until": item.due_at.isoformat()}),
                          notices=(Notice("closed", "requester", {"reason": reason}),))
     if job == "stale_remind":
-        return DueChange(job, marks={"reminded_at": now}, event=("reminded", {}),
-                         notices=(Notice("reminder", "requester", {"close_date": local(item.close_at)}),))
+        reason = close_reason_for(item.status, policy)
+        if reason is None:
+            return None  # a reminder of a close that never comes
+        extra = {"close_date": local(item.next_due), "close_reason": reason}
+        return DueChange(job, marks={"reminded_at": now}, event=("reminded", {"close_reason": reason}),
+                         notices=(Notice("reminder", "requester", extra),))
     if job == "sla_warning":
-        return DueChange(job, marks={"accept_warned_at": now}, event=("sla_warning", {"due": item.due_at.isoformat()}),
-                         notices=(Notice("sla_warning", "agents", {"deadline": local(item.due_at)}),))
+        if item.next_due is not None and item.next_due <= now:
+            return None  # the deadline passed too while nobody ran the pass: the breach notice says it all
+        deadline = item.next_due or item.due_at
+        return DueChange(job, marks={"accept_warned_at": now}, event=("sla_warning", {"due": deadline.isoformat()}),
+                         notices=(Notice("sla_warning", "agents", {"deadline": local(deadline)}),))
     if job == "sla_breach":
         return DueChange(job, marks={"accept_breached_at": now}, event=("sla_breach", {"due": item.due_at.isoformat()}),
                          notices=(Notice("sla_breach", "supervisor", {"deadline": local(item.due_at)}),))
@@ -93,6 +105,20 @@ def run_job(job: str, store: HousekeepingStore, composer: Any, now: datetime, po
     return done
 
 
-def run_all(store: HousekeepingStore, composer: Any, now: datetime, policy: HousekeepingPolicy) -> list[dict[str, Any]]:
-    """Every job in order: a close makes a pending reminder moot, so closes go first."""
-    return [entry for job in JOBS for entry in run_job(job, store, composer, now, policy)]
+def run_all(store: HousekeepingStore, composer: Any, now: datetime, policy: HousekeepingPolicy,
+            *, dry_run: bool = False, jobs: Sequence[str] = JOBS) -> list[dict[str, Any]]:
+    """Jobs in order: closes go first, and a ticket a pass closes gets nothing else from it.
+
+    A real close moves the ticket out of the later queries; a dry run changes nothing,
+    so what it shows for a ticket after that ticket's close is left out here.
+    """
+    done: list[dict[str, Any]] = []
+    closed: set[int] = set()
+    for job in jobs:
+        for entry in run_job(job, store, composer, now, policy, dry_run=dry_run):
+            if entry["ticket"] in closed:
+                continue
+            if entry["status"] == "closed":
+                closed.add(entry["ticket"])
+            done.append(entry)
+    return done

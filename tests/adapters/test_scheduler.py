@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from datetime import datetime, timezone
+import logging
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from maildesk.adapters.housekeeping_store import SqlHousekeepingStore
 from maildesk.adapters.queries import show_ticket
-from maildesk.adapters.scheduler import housekeeping_pass
+from maildesk.adapters.scheduler import calendar_check, housekeeping, housekeeping_pass, retention_pass
 from tests.conftest import AGENT, REQUESTER, SUPERVISOR, deliver, ingest_bytes
 from tests.mailmaker import make_mail
 
@@ -39,6 +44,10 @@ def test_feedback_before_the_may_holidays_is_reminded_and_closed_on_the_right_mi
     ooo = make_mail(subject=f"Автоответ: [СТП #{number}] Не печатает принтер", body="Я в отпуске.",
                     headers=[("Auto-Submitted", "auto-replied")])
     ingest_bytes(app, ooo)  # an out-of-office reply does not reset the clock
+    at(clock, 2026, 5, 7, 11, 0)
+    bare = make_mail(subject=f"Re: [СТП #{number}] Не печатает принтер", body="Меня нет на месте до 20.05.")
+    ingest_bytes(app, bare)  # nor does one without any auto header
+    assert [m["kind"] for m in show_ticket(app.engine, number)["messages"]].count("auto_reply") == 2
 
     at(clock, 2026, 5, 13, 9, 59)  # the 7th working day after: May 4–8, 12, 13
     assert housekeeping_pass(app) == []
@@ -46,7 +55,8 @@ def test_feedback_before_the_may_holidays_is_reminded_and_closed_on_the_right_mi
     assert [e["job"] for e in housekeeping_pass(app)] == ["stale_remind"]
     reminders = [m for m in deliver(app) if "Напоминание" in str(m["Subject"]) or m["Auto-Submitted"] == "auto-generated"]
     assert len(reminders) == 1 and REQUESTER in reminders[0]["To"]
-    assert "18.05.2026 10:00" in reminders[0].get_body(("plain",)).get_content()
+    text = reminders[0].get_body(("plain",)).get_content()
+    assert "18.05.2026 10:00" in text and "«Закрыта из-за отсутствия ответа»" in text
     assert housekeeping_pass(app) == [], "reminded once"
 
     at(clock, 2026, 5, 18, 9, 59)  # the 10th working day: Monday May 18
@@ -56,8 +66,7 @@ def test_feedback_before_the_may_holidays_is_reminded_and_closed_on_the_right_mi
     ticket = show_ticket(app.engine, number)
     assert (ticket["status"], ticket["close_reason"]) == ("closed", "no_response")
     closed = deliver(app)[-1]
-    assert REQUESTER in closed["To"]
-    assert "Закрыта из-за отсутствия ответа" in closed.get_body(("plain",)).get_content()
+    assert REQUESTER in closed["To"] and "закрыта" in closed.get_body(("plain",)).get_content()
     assert events(app, number).count("auto_closed") == 1
 
 
@@ -69,7 +78,7 @@ def test_a_real_reply_saves_the_ticket(app: Any, clock: Any) -> None:
     at(clock, 2026, 5, 18, 10, 0)
     jobs = {e["job"] for e in housekeeping_pass(app)}
     assert not jobs & {"stale_close", "stale_remind"}
-    assert jobs == {"sla_warning", "sla_breach"}, "untaken, the acceptance clock runs again after the reply"
+    assert jobs == {"sla_breach"}, "untaken, the acceptance clock runs again after the reply; past it, no warning"
     assert show_ticket(app.engine, number)["status"] == "in_progress"
 
 
@@ -163,7 +172,6 @@ def test_the_queries_use_indexes(app: Any, clock: Any) -> None:
 
 def test_refused_mail_is_purged_after_retention_ticket_mail_kept(app: Any, clock: Any) -> None:
     from maildesk.adapters.queries import list_quarantine
-    from maildesk.adapters.scheduler import retention_pass
 
     refused = ingest_bytes(app, make_mail(sender="x@evil.example", subject="Спам"))
     kept = ingest_bytes(app, make_mail())
@@ -177,3 +185,161 @@ def test_refused_mail_is_purged_after_retention_ticket_mail_kept(app: Any, clock
     assert not app.archive.has(entry["raw_sha256"])
     assert app.archive.has(ticket_raw)
     assert retention_pass(app) == 0
+
+
+def resolved_ticket(app: Any) -> int:
+    number = ingest_bytes(app, make_mail()).ticket
+    ingest_bytes(app, make_mail(sender=AGENT, sender_name="Петров Пётр", subject=f"Re: [СТП #{number}] Карта",
+                                body="/status resolved\n\nПрава восстановлены."))
+    assert show_ticket(app.engine, number)["status"] == "resolved"
+    return number
+
+
+def test_a_resolved_ticket_is_reminded_of_a_close_as_resolved(app: Any, clock: Any) -> None:
+    at(clock, 2026, 11, 30, 10, 0)
+    number = resolved_ticket(app)
+    deliver(app)
+    at(clock, 2026, 12, 10, 10, 0)  # 7 working days on
+    assert [e["job"] for e in housekeeping_pass(app)] == ["stale_remind"]
+    text = deliver(app)[-1].get_body(("plain",)).get_content()
+    assert "закрыта как решённая" in text and "«Закрыта из-за отсутствия ответа»" not in text
+    at(clock, 2026, 12, 15, 10, 0)
+    assert [e["job"] for e in housekeeping_pass(app)] == ["stale_close"]
+    assert show_ticket(app.engine, number)["close_reason"] == "resolved"
+
+
+def test_resolved_tickets_silence_does_not_close_are_never_due(make_app: Any, clock: Any) -> None:
+    app = make_app(stale={"close_resolved_on_silence": False})
+    at(clock, 2026, 11, 30, 10, 0)
+    number = resolved_ticket(app)
+    feedback = feedback_ticket(app)
+    deliver(app)
+    at(clock, 2027, 3, 1, 10, 0)  # months later
+    store = SqlHousekeepingStore(app.engine, app.work, close_resolved=False)
+    assert [t.number for t in store.due("stale_remind", clock.now(), 10)] == [feedback]
+    assert [t.number for t in store.due("stale_close", clock.now(), 10)] == [feedback], "not crowding the limit"
+    done = housekeeping_pass(app)
+    assert number not in {e["ticket"] for e in done}
+    assert show_ticket(app.engine, number)["status"] == "resolved"
+    assert "reminder" not in [n["event"] for n in show_ticket(app.engine, number)["notifications"]]
+
+
+def test_after_downtime_the_breach_comes_without_the_warning(app: Any, clock: Any) -> None:
+    at(clock, 2026, 11, 30, 9, 0)
+    number = ingest_bytes(app, make_mail()).ticket
+    deliver(app)
+    at(clock, 2026, 12, 2, 9, 0)  # the daemon was down past warning and deadline
+    assert [e["job"] for e in housekeeping_pass(app)] == ["sla_breach"]
+    assert [m["To"] for m in deliver(app)][-1:] == [SUPERVISOR]
+    assert "sla_warning" not in events(app, number)
+    assert housekeeping_pass(app) == []
+
+
+def test_the_warning_names_the_acceptance_deadline(app: Any, clock: Any) -> None:
+    at(clock, 2026, 11, 30, 9, 0)  # due 17:00 the same day; warned at 15:00
+    ingest_bytes(app, make_mail())
+    deliver(app)
+    at(clock, 2026, 11, 30, 15, 0)
+    assert [e["job"] for e in housekeeping_pass(app)] == ["sla_warning"]
+    assert "30.11.2026 17:00" in deliver(app)[-1].get_body(("plain",)).get_content()
+
+
+def test_a_dry_run_of_every_job_shows_no_reminder_for_a_ticket_it_closes(app: Any, clock: Any) -> None:
+    at(clock, 2026, 4, 30, 10, 0)
+    number = feedback_ticket(app)
+    planned = housekeeping(app, datetime(2026, 5, 18, 10, 0, tzinfo=MSK), dry_run=True)
+    assert [(p["job"], p["ticket"]) for p in planned if p["ticket"] == number] == [("stale_close", number)]
+    assert show_ticket(app.engine, number)["status"] == "feedback"
+
+
+@pytest.mark.parametrize(
+    ("today", "years"),
+    [
+        ((2027, 12, 1, 9, 0), [2028]),  # December: next year is missing
+        ((2027, 11, 30, 9, 0), []),  # not yet December
+        ((2026, 12, 1, 9, 0), []),  # 2027 is in place
+    ],
+)
+def test_the_daily_calendar_check_warns_in_december(app: Any, clock: Any, caplog: Any,
+                                                    today: tuple[int, ...], years: list[int]) -> None:
+    at(clock, *today)
+    with caplog.at_level(logging.WARNING, logger="maildesk.scheduler"):
+        found = calendar_check(app, clock.now())
+    assert [(e["year"], e["problem"]) for e in found] == [(y, "missing") for y in years]
+    assert [r.getMessage().split(" in the")[0] for r in caplog.records] == [f"no year {y}" for y in years]
+
+
+def test_a_draft_next_year_is_a_warning_everywhere(make_app: Any, clock: Any, tmp_path: Path) -> None:
+    from maildesk.cli_time import calendar_health
+
+    overlay = tmp_path / "calendar.local.toml"
+    overlay.write_text('[years.2027]\nstatus = "draft"\n', encoding="utf-8")
+    app = make_app(calendar={"local_file": str(overlay)})
+    at(clock, 2026, 12, 1, 9, 0)
+    assert [(e["year"], e["problem"]) for e in calendar_check(app, clock.now())] == [(2027, "draft")]
+    at(clock, 2026, 11, 2, 9, 0)
+    assert calendar_check(app, clock.now()) == [], "the daily warning waits for December"
+    report = calendar_health(app.settings, today=date(2026, 11, 2)).splitlines()
+    assert report[0].startswith("years 2024 (official)") and len(report) == 2
+    assert report[1].startswith("WARN calendar: year 2027 of the production calendar is a draft")
+    late = calendar_health(app.settings, today=date(2027, 12, 1)).splitlines()
+    assert len(late) == 3 and "year 2027" in late[1] and late[2].startswith("WARN calendar: no year 2028 ")
+
+
+def test_refused_mail_goes_with_its_attachments_a_shared_file_stays(app: Any, clock: Any) -> None:
+    from maildesk.adapters.queries import list_quarantine
+
+    logo, scan = b"%PDF-1.4 shared logo", b"%PDF-1.4 refused scan"
+    refused = ingest_bytes(app, make_mail(sender="x@evil.example", subject="Спам",
+                                          attachments=[("logo.pdf", "application/pdf", logo),
+                                                       ("scan.pdf", "application/pdf", scan)]))
+    ticket = ingest_bytes(app, make_mail(attachments=[("logo.pdf", "application/pdf", logo)]))
+    [entry] = list_quarantine(app.engine)
+    files = set(app.archive.digests())
+    clock.advance(days=91)
+    assert retention_pass(app) == 1 and refused.quarantine == entry["id"]
+    gone = files - set(app.archive.digests())
+    assert gone == {entry["raw_sha256"], hashlib.sha256(scan).hexdigest()}
+    assert app.archive.has(hashlib.sha256(logo).hexdigest()), "a ticket's attachment too"
+    assert app.archive.has(show_ticket(app.engine, ticket.ticket)["messages"][0]["raw_sha256"])
+
+
+def test_ignored_automatic_mail_without_a_ticket_is_purged_after_retention(app: Any, clock: Any) -> None:
+    import sqlalchemy as sa
+
+    ooo = make_mail(subject="Автоответ: Вопрос", body="Я в отпуске.", headers=[("Auto-Submitted", "auto-replied")],
+                    attachments=[("card.vcf", "text/vcard", b"BEGIN:VCARD\nEND:VCARD\n")])
+    result = ingest_bytes(app, ooo)
+    assert (result.outcome.value, result.ticket, result.quarantine) == ("ignored", None, None)
+    on_ticket = ingest_bytes(app, make_mail())
+    assert len(app.archive.digests()) == 3
+    clock.advance(days=89)
+    assert retention_pass(app) == 0
+    clock.advance(days=2)
+    assert retention_pass(app) == 1
+    assert app.archive.digests() == [show_ticket(app.engine, on_ticket.ticket)["messages"][0]["raw_sha256"]]
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM processed_mail")).scalar() == 2, "the record stays"
+    assert retention_pass(app) == 0, "purged once"
+
+
+@pytest.mark.parametrize(
+    ("status", "close_reason", "wording"),
+    [
+        ("resolved", "resolved", "закрыта как решённая"),
+        ("feedback", "no_response", "«Закрыта из-за отсутствия ответа»"),
+        ("resolved", None, "закрыта как решённая"),  # without the value: told by the status
+        ("feedback", None, "«Закрыта из-за отсутствия ответа»"),
+    ],
+)
+def test_the_reminder_words_the_coming_close(status: str, close_reason: str | None, wording: str) -> None:
+    from maildesk.adapters.templates import TemplateRenderer, sample_context
+
+    context = sample_context("reminder")
+    context["ticket"] = {**context["ticket"], "status": status}
+    if close_reason is not None:
+        context["close_reason"] = close_reason
+    rendered = TemplateRenderer().render("reminder", context)
+    for part in (rendered.text, rendered.html):
+        assert wording in part and "26.03.2025" in part
+        assert ("решённая" in part) is (wording == "закрыта как решённая")

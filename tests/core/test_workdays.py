@@ -134,7 +134,7 @@ def test_next_working_moment(moment: str, expected: str) -> None:
         ("2026-02-06 16:30", 0.5, "2026-02-06 17:00"),  # landing on the end of the day stays there
         ("2026-02-07 12:00", 0, "2026-02-09 08:00"),  # zero hours from a Saturday: when the desk opens
         ("2026-02-07 12:00", timedelta(minutes=90), "2026-02-09 09:30"),
-        ("2026-03-02 08:00", 80, "2026-03-13 16:00"),  # 80 h: 5 × 9 h, Mar 9 off, 4 × 9 h less 1 h
+        ("2026-03-02 08:00", 80, "2026-03-13 16:00"),  # 80 h: 5 × 9 h, Mar 9 off, 3 × 9 h, then 8 h on Friday
     ],
 )
 def test_add_working_hours(arrival: str, amount: float | timedelta, deadline: str) -> None:
@@ -346,10 +346,10 @@ def test_overlay_wins_over_the_base(overlay: dict[str, Any], day: str, working: 
     assert (d(day) in cal.years[d(day).year].shortened) is shortened
 
 
-def test_overlay_can_confirm_a_draft_year_or_add_one() -> None:
-    overlay = {"years": {"2027": {"status": "official"}, "2028": {"status": "draft", "holidays": [date(2028, 1, 3)]}}}
+def test_overlay_can_change_a_year_status_or_add_one() -> None:
+    overlay = {"years": {"2027": {"status": "draft"}, "2028": {"status": "draft", "holidays": [date(2028, 1, 3)]}}}
     cal = Calendar.from_mapping(DATA, overlay)
-    assert cal.status(2027) == "official"
+    assert cal.status(2027) == "draft"
     assert covered_years(cal) == (2024, 2025, 2026, 2027, 2028)
     assert not is_working_day(cal, d("2028-01-03"))
 
@@ -359,7 +359,8 @@ def test_overlay_can_confirm_a_draft_year_or_add_one() -> None:
 
 def test_shipped_calendar_covers_2024_to_2027() -> None:
     assert covered_years(CAL) == (2024, 2025, 2026, 2027)
-    assert [CAL.status(year) for year in covered_years(CAL)] == ["official", "official", "official", "draft"]
+    assert [CAL.status(year) for year in covered_years(CAL)] == ["official"] * 4
+    assert "№ 1187" in CAL.years[2027].basis and "17.09.2026" in CAL.years[2027].basis
     assert HOURS == WorkingHours()  # the file states the defaults: 08:00–17:00, one hour shorter
 
 
