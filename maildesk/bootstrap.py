@@ -95,7 +95,7 @@ def policy_from(settings: Settings, secret: bytes) -> Policy:
     decide = DecidePolicy(
         closed_reply=s.tickets.closed_reply, same_organisation_may_write=s.senders.same_organisation_may_write,
         notify_refused=s.senders.notify_refused,
-        agents=tuple(AgentRef(a.address.lower(), a.login or a.address.split("@")[0], a.line) for a in s.agents),
+        agents=tuple(AgentRef(a.address.lower(), a.login or a.address.split("@")[0], a.line, a.role) for a in s.agents),
     )
     return Policy(triage, decide)
 

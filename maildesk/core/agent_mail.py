@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
 
 from maildesk.core import commands
 from maildesk.core.commands import AgentRef
@@ -14,26 +15,30 @@ STATUS_NOTICES = {"resolved": "resolved", "closed": "closed", "in_progress": "st
                   "assigned": "status_changed"}
 
 
-def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Sequence[AgentRef]) -> Decision:
-    plan = commands.plan(text, ticket.status, ticket.impact, ticket.priority, actor, agents)
+def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Sequence[AgentRef], *,
+                   targets: Mapping[int, str] | None = None) -> Decision:
+    """`targets`: the status of the tickets /merge and /close duplicate name, when the caller knows them."""
+    plan = commands.plan(text, ticket, actor, agents, targets=targets)
     if plan.errors:
-        errors = [{"line": e.line, "error": e.error} for e in plan.errors]
-        return Decision(
-            Outcome.APPENDED, "agent.command_error", ticket=ticket.number, visibility="internal",
-            events=(("command_error", {"errors": errors}),),
-            notices=(Notice("agent_command_error", "sender", {"errors": errors}),),
-        )
+        return command_error(ticket.number, [{"line": e.line, "error": e.error} for e in plan.errors])
     changes = dict(plan.changes)
     status = changes.pop("status", None)
     reason = changes.pop("close_reason", None)
     if status is None and ticket.status == "new" and (plan.reply or "owner" in changes):
         status = "in_progress" if plan.reply else "assigned"  # answering or assigning takes the ticket
     if "impact" in changes or "priority" in changes:
-        changes["priority"] = commands.resolved_priority(changes, ticket.impact, ticket.priority)
+        changes["priority"] = commands.priority_after(changes, ticket.impact, ticket.priority)
+    changes = {key: value for key, value in changes.items() if getattr(ticket, key, None) != value}
     events: list[tuple[str, dict[str, Any]]] = [("command", {"line": line}) for line in plan.commands]
     events += [(key, {"from": getattr(ticket, key, None), "to": value}) for key, value in changes.items()]
+    if "impact" in changes or "priority" in changes:
+        changes["priority_source"] = "agent"  # no longer the requester's word nor the default
+        events.append(("priority_source", {"to": "agent", "impact": changes.get("impact", ticket.impact),
+                                           "priority": changes.get("priority", ticket.priority)}))
     if status and status != ticket.status:
         events.append(("status", {"from": ticket.status, "to": status, "reason": reason}))
+    if plan.link_to is not None:
+        events.append(("link", {"to": plan.link_to, "line": plan.link_line, "merge": plan.merge}))
     notices: list[Notice] = []
     moved = bool(status and status != ticket.status)
     carries_text = moved and status in ("resolved", "closed")  # one mail: the answer inside the status notice
@@ -48,13 +53,42 @@ def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Seque
         extra = {"reason": reason or "", "old_status": ticket.status, "new_status": status,
                  "text": plan.reply if carries_text else ""}
         notices.append(Notice(STATUS_NOTICES[status], "requester", extra))
-    if plan.note:
-        events.append(("note", {}))
-    public = bool(plan.reply or plan.question)
+    public = "\n\n".join(x for x in (plan.reply, plan.question) if x)
+    if plan.note:  # beside a public answer the note is a message of its own, internal (see separate_note)
+        events.append(("note", {"text": plan.note} if public else {}))
     return Decision(
         Outcome.APPENDED, "agent.commands" if plan.commands else "agent.reply", ticket=ticket.number,
         new_status=status if status != ticket.status else None, close_reason=reason,
         visibility="public" if public else "internal", events=tuple(events), notices=tuple(notices),
         changes=changes, link_to=plan.link_to, accepted=bool(status and status not in ("new",)) or "owner" in changes,
-        text="\n\n".join(x for x in (plan.reply, plan.question, plan.note) if x),
+        text=public or plan.note or "",
     )
+
+
+def command_error(number: int, errors: list[dict[str, str]]) -> Decision:
+    """Wrong commands: nothing applies, the agent gets the list of lines and why, the mail is kept internal."""
+    return Decision(
+        Outcome.APPENDED, "agent.command_error", ticket=number, visibility="internal",
+        events=(("command_error", {"errors": errors}),),
+        notices=(Notice("agent_command_error", "sender", {"errors": errors}),),
+    )
+
+
+def separate_note(decision: Decision) -> str | None:
+    """The internal note to store as its own message, when the decision's message is the public answer."""
+    return next((str(d["text"]) for action, d in decision.events if action == "note" and d.get("text")), None)
+
+
+def check_link(decision: Decision, target_status: str | None) -> Decision | None:
+    """The store's check of /merge N, /close duplicate N against ticket N as it is (None: no ticket N).
+
+    None when the link holds; else the command error that replaces the decision.
+    """
+    link = next((d for action, d in decision.events if action == "link"), None)
+    if decision.link_to is None or link is None or decision.ticket is None:
+        return None
+    error = commands.link_error(decision.link_to, decision.ticket, target_status, bool(link.get("merge")))
+    if error is None:
+        return None
+    refused = command_error(decision.ticket, [{"line": str(link.get("line", "")), "error": error}])
+    return replace(refused, record={**decision.record, "rule": refused.rule})

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +17,7 @@ from maildesk.adapters.queries import show_ticket
 from maildesk.core.commands import AgentRef
 from maildesk.core.model import Outcome
 from maildesk.service.agent_actions import ActionError, act
-from tests.conftest import AGENT, AGENT2, REQUESTER, deliver, ingest_bytes
+from tests.conftest import AGENT, AGENT2, REQUESTER, base_config, deliver, ingest_bytes
 from tests.mailmaker import make_mail
 
 PETROV = AgentRef(AGENT, "petrov", 1)
@@ -122,11 +129,11 @@ def test_a_wrong_command_applies_nothing_and_explains(app: Any) -> None:
 
 def test_priority_must_fit_the_impact(app: Any) -> None:
     number, sent = new_ticket(app)
-    agent_mail(app, number, "/impact critical\n/priority 4")
+    agent_mail(app, number, "/impact critical\n/priority 4", sender=AGENT2)
     assert show_ticket(app.engine, number)["impact"] is None
-    agent_mail(app, number, "/impact critical")
+    agent_mail(app, number, "/impact critical", sender=AGENT2)
     ticket = show_ticket(app.engine, number)
-    assert (ticket["impact"], ticket["priority"]) == ("critical", 1)
+    assert (ticket["impact"], ticket["priority"], ticket["priority_source"]) == ("critical", 1, "agent")
 
 
 def test_an_internal_note_never_reaches_the_requester(app: Any) -> None:
@@ -152,6 +159,7 @@ def test_requester_states_the_impact(app: Any) -> None:
 
 
 def test_agents_at_the_terminal(app: Any) -> None:
+    original, _ = new_ticket(app)
     number, sent = new_ticket(app)
     act(app.deps, number, PETROV, "/assign sidorova")
     ticket = show_ticket(app.engine, number)
@@ -164,9 +172,11 @@ def test_agents_at_the_terminal(app: Any) -> None:
         act(app.deps, number, PETROV, "/status nonsense")
     act(app.deps, number, PETROV, "/note звонил, не отвечает")
     assert len(deliver(app)) == len(sent) + 1
-    act(app.deps, number, PETROV, "/close duplicate 1")
+    with pytest.raises(ActionError, match=f"/close duplicate {number}"):
+        act(app.deps, number, PETROV, f"/close duplicate {number}")
+    act(app.deps, number, PETROV, f"/close duplicate {original}")
     ticket = show_ticket(app.engine, number)
-    assert (ticket["status"], ticket["close_reason"]) == ("closed", "duplicate")
+    assert (ticket["status"], ticket["close_reason"], ticket["linked_ticket"]) == ("closed", "duplicate", original)
     actors = {e["actor"] for e in ticket["events"] if e["action"] in ("owner", "note", "status")}
     assert actors == {AGENT}
 
@@ -182,3 +192,242 @@ def test_my_tickets_by_mail(app: Any) -> None:
     text = body(listing)
     assert f"№ {first}" in text or f"#{first}" in text
     assert "Принтер" in text and "Сканер" in text
+
+
+# -- a requester's answer to a resolved ticket ---------------------------------------------------
+def resolved_ticket(app: Any) -> tuple[int, Any, int]:
+    """A ticket an agent resolved; the resolved notice the requester got; mail sent so far."""
+    number, _ = new_ticket(app)
+    agent_mail(app, number, "/status resolved\n\nПрава доступа восстановлены.")
+    sent = deliver(app)
+    notice = next(m for m in reversed(sent) if REQUESTER in m["To"])
+    return number, notice, len(sent)
+
+
+def quoted(msg: Any) -> str:
+    return "\n".join("> " + line for line in body(msg).splitlines())
+
+
+@pytest.mark.parametrize(("reply", "confirmed"), [
+    ("Подтверждаю, ошибок нет.", True),
+    ("Добрый день! Проверено, всё работает. Спасибо!", True),
+    ("{quote}\n\nПодтверждаю, спасибо.", True),
+    ("Пока не проверено", False),
+    ("Проверено, но ошибка та же", False),
+    ("Проверено: карта по-прежнему не открывается", False),
+    ("{quote}\n\nПока не проверено.", False),  # bottom-posted: «подтверждаю» only in our quoted notice
+    ("Спасибо! А когда обновят справочник?", False),
+])
+def test_only_a_real_confirmation_closes_a_resolved_ticket(app: Any, reply: str, confirmed: bool) -> None:
+    number, notice, count = resolved_ticket(app)
+    ingest_bytes(app, make_mail(subject=f"Re: [СТП #{number}] Не открывается карта",
+                                in_reply_to=notice["Message-ID"].strip("<>"), body=reply.format(quote=quoted(notice))))
+    ticket = show_ticket(app.engine, number)
+    to_requester = [m for m in sent_since(app, count) if REQUESTER in m["To"]]
+    if confirmed:
+        assert (ticket["status"], ticket["close_reason"]) == ("closed", "resolved")
+        assert "закрыта" in body(to_requester[0])
+    else:
+        assert ticket["status"] == "in_progress"
+        assert "reopened" in [e["action"] for e in ticket["events"]]
+        assert any("возобновлены" in body(m) for m in to_requester)
+
+
+# -- /merge N, /close duplicate N -----------------------------------------------------------------
+@pytest.mark.parametrize(("command", "why"), [
+    ("/merge {self}", "сама эта заявка"),
+    ("/close duplicate {self}", "сама эта заявка"),
+    ("/merge 999", "заявки № 999 нет"),
+    ("/закрыть дубликат 999", "заявки № 999 нет"),
+    ("/merge {closed}", "закрыта"),
+    ("/merge {other}\n/close cancelled", "противоречит"),
+])
+def test_a_bad_link_applies_nothing_and_tells_the_agent(app: Any, command: str, why: str) -> None:
+    other, _ = new_ticket(app)
+    closed, _ = new_ticket(app)
+    agent_mail(app, closed, "/close cancelled")
+    number, _ = new_ticket(app)
+    count = len(deliver(app))
+    text = command.format(self=number, other=other, closed=closed)
+    agent_mail(app, number, text + "\n\nОбъединяю с основной заявкой.")
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["status"], ticket["close_reason"], ticket["linked_ticket"]) == ("new", None, None)
+    [error] = sent_since(app, count)
+    assert AGENT in error["To"] and REQUESTER not in error["To"]
+    assert text.splitlines()[-1] in body(error) and why in body(error)
+    assert all(m["visibility"] == "internal" for m in ticket["messages"][1:])
+
+
+def test_merge_closes_the_duplicate_and_links_it(app: Any) -> None:
+    other, _ = new_ticket(app)
+    number, sent = new_ticket(app)
+    agent_mail(app, number, f"/merge {other}\n\nРаботы ведутся по основной заявке.")
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["status"], ticket["close_reason"], ticket["linked_ticket"]) == ("closed", "duplicate", other)
+    [notice] = sent_since(app, len(sent))
+    assert REQUESTER in notice["To"] and "Работы ведутся по основной заявке" in body(notice)
+    assert "link" in [e["action"] for e in ticket["events"]]
+
+
+# -- /status feedback needs the question -----------------------------------------------------------
+def test_status_feedback_without_a_question_is_refused_with_a_hint(app: Any) -> None:
+    number, sent = new_ticket(app)
+    agent_mail(app, number, "/status feedback")
+    assert show_ticket(app.engine, number)["status"] == "new"
+    [error] = sent_since(app, len(sent))
+    assert AGENT in error["To"] and "/feedback" in body(error)
+    count = len(sent) + 1
+    agent_mail(app, number, "/status feedback\n\nУточните, пожалуйста, номер кабинета.")
+    assert show_ticket(app.engine, number)["status"] == "feedback"
+    [question] = sent_since(app, count)
+    assert REQUESTER in question["To"] and "номер кабинета" in body(question) and "Обратная связь" in body(question)
+
+
+# -- 1st line lowers, 2nd line and supervisors set any fitting pair ----------------------------------
+def test_first_line_may_lower_but_not_raise(app: Any) -> None:
+    number = ingest_bytes(app, make_mail(subject="АВАРИЯ: не работает МИС во всей больнице")).ticket
+    count = len(deliver(app))
+    agent_mail(app, number, "/влияние малое")
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["impact"], ticket["priority"], ticket["priority_source"]) == ("minor", 2, "agent")
+    assert any(e["action"] == "priority_source" and e["actor"] == AGENT for e in ticket["events"])
+    count = len(deliver(app))
+    agent_mail(app, number, "/приоритет 1")
+    assert show_ticket(app.engine, number)["priority"] == 2
+    [error] = sent_since(app, count)
+    assert "/приоритет 1" in body(error) and "/priority 1" not in body(error), "the line as the agent typed it"
+    count += 1
+    agent_mail(app, number, "/влияние критический")
+    assert show_ticket(app.engine, number)["impact"] == "minor"
+    [error] = sent_since(app, count)
+    assert "/влияние критический" in body(error) and "1-я линия" in body(error) and "/line 2" in body(error)
+    agent_mail(app, number, "/влияние критический", sender=AGENT2)
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["impact"], ticket["priority"]) == ("critical", 1)
+
+
+# -- an internal note beside a public answer -------------------------------------------------------
+def test_a_note_beside_a_question_is_its_own_internal_message(app: Any, tmp_path: Path) -> None:
+    number, sent = new_ticket(app)
+    agent_mail(app, number, "/feedback Уточните, пожалуйста, номер кабинета.\n/note Пароль администратора у Сидоровой.")
+    out = sent_since(app, len(sent))
+    assert out and all("Пароль администратора" not in m.as_string() and "Пароль администратора" not in body(m)
+                       for m in out)
+    shown = json.loads(cli(app, tmp_path, "tickets", "show", str(number), "--json").stdout)
+    notes = [m for m in shown["messages"] if "Пароль администратора" in m["text"]]
+    assert [(m["visibility"], m["text"]) for m in notes] == [("internal", "Пароль администратора у Сидоровой.")]
+    question = [m for m in shown["messages"] if "номер кабинета" in m["text"]]
+    assert [m["visibility"] for m in question] == ["public"]
+
+
+# -- at the terminal --------------------------------------------------------------------------------
+def write_config(app: Any, tmp_path: Path) -> Path:
+    """The app's own settings as a config file, for the `maildesk` command."""
+    table = base_config(app.settings.data_dir, database={"url": app.settings.database_url})
+    lines: list[str] = []
+    for section, values in table.items():
+        for row in values if isinstance(values, list) else [values]:
+            lines.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
+            lines.extend(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in row.items())
+    path = tmp_path / "maildesk.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(app: Any, tmp_path: Path, *args: str, editor: str | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("EDITOR", "VISUAL", "MAILDESK_AGENT")}
+    env["EDITOR"] = editor if editor is not None else "false"  # never a real editor in a test
+    proc = subprocess.run([sys.executable, "-m", "maildesk", "--config", str(write_config(app, tmp_path)), *args],
+                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"maildesk {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    # the command ran on the real clock: the test's clock catches up, so that the mail it queued is due
+    app.deps.clock.current = max(app.deps.clock.current, datetime.now(timezone.utc))
+    return proc
+
+
+def editor_script(tmp_path: Path, code: str) -> str:
+    """$EDITOR for a test: a tiny program in a folder with a space, called with an extra argument."""
+    folder = tmp_path / "my editor"
+    folder.mkdir(exist_ok=True)
+    script = folder / f"edit{len(list(folder.iterdir()))}.py"
+    script.write_text(f"#!{sys.executable}\nimport os, sys\npath = sys.argv[-1]\n{code}\n", encoding="utf-8")
+    script.chmod(0o755)
+    return f"{shlex.quote(str(script))} --wait"
+
+
+def test_a_reply_at_the_terminal_is_text_even_when_it_starts_with_a_slash(app: Any, tmp_path: Path) -> None:
+    number, sent = new_ticket(app)
+    cli(app, tmp_path, "tickets", "reply", str(number), "/status closed — так выглядит команда закрытия.",
+        "--as", "petrov")
+    note = tmp_path / "note.txt"
+    note.write_text("/close cancelled\n/assign me\nзаявитель просил не закрывать\n", encoding="utf-8")
+    cli(app, tmp_path, "tickets", "note", str(number), "--file", str(note), "--as", "petrov")
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["status"], ticket["owner"]) == ("in_progress", None)
+    [reply] = sent_since(app, len(sent))
+    assert REQUESTER in reply["To"] and "/status closed — так выглядит" in body(reply)
+    assert ticket["messages"][-1]["visibility"] == "internal"
+    assert ticket["messages"][-1]["text"].startswith("/close cancelled\n/assign me")
+
+
+def test_editor_that_saves_by_rename(app: Any, tmp_path: Path) -> None:
+    number, sent = new_ticket(app)
+    editor = editor_script(tmp_path, (
+        "assert sys.argv[1] == '--wait'\n"
+        "with open(path + '.new', 'w', encoding='utf-8') as fh:\n"
+        "    fh.write('Перезагрузите, пожалуйста, компьютер.\\n')\n"
+        "os.replace(path + '.new', path)"))
+    cli(app, tmp_path, "tickets", "reply", str(number), "--as", "petrov", editor=editor)
+    [reply] = sent_since(app, len(sent))
+    assert "Перезагрузите, пожалуйста, компьютер." in body(reply)
+
+
+@pytest.mark.parametrize(("editor", "says"), [
+    ("missing", "cannot run the editor"),
+    ("exit 3", "exited with 3"),
+    ("empty", "empty"),
+    ("deleted", "empty"),
+])
+def test_a_failing_editor_aborts_and_sends_nothing(app: Any, tmp_path: Path, editor: str, says: str) -> None:
+    number, sent = new_ticket(app)
+    command = {
+        "missing": str(tmp_path / "no-such-editor"),
+        "exit 3": editor_script(tmp_path, "open(path, 'w').write('half a reply')\nsys.exit(3)"),
+        "empty": editor_script(tmp_path, "open(path, 'w').write('  \\n\\n')"),
+        "deleted": editor_script(tmp_path, "os.remove(path)"),
+    }[editor]
+    before = len(show_ticket(app.engine, number)["messages"])
+    result = cli(app, tmp_path, "tickets", "reply", str(number), "--as", "petrov", editor=command, check=False)
+    assert result.returncode == 1 and says in result.stderr
+    assert len(show_ticket(app.engine, number)["messages"]) == before
+    assert sent_since(app, len(sent)) == []
+
+
+def test_actions_at_the_terminal_take_a_comment(app: Any, tmp_path: Path) -> None:
+    number, sent = new_ticket(app)
+    cli(app, tmp_path, "tickets", "priority", str(number), "4", "--text", "Есть обходной путь через 2-й кабинет.",
+        "--as", "petrov")
+    ticket = show_ticket(app.engine, number)
+    assert (ticket["priority"], ticket["priority_source"]) == (4, "agent")
+    assert (ticket["messages"][-1]["visibility"], ticket["messages"][-1]["text"]) == \
+        ("internal", "Есть обходной путь через 2-й кабинет.")
+    count = len(deliver(app))
+    assert all("обходной путь" not in body(m) for m in deliver(app))
+
+    refused = cli(app, tmp_path, "tickets", "status", str(number), "feedback", "--as", "petrov", check=False)
+    assert refused.returncode == 1 and "/feedback" in refused.stderr
+    refused = cli(app, tmp_path, "tickets", "merge", str(number), "999", "--as", "petrov", check=False)
+    assert refused.returncode == 1 and "999" in refused.stderr
+    refused = cli(app, tmp_path, "tickets", "priority", str(number), "1", "--as", "petrov", check=False)
+    assert refused.returncode == 1 and "1-я линия" in refused.stderr
+    assert (show_ticket(app.engine, number)["status"], show_ticket(app.engine, number)["priority"]) == ("new", 4)
+    assert sent_since(app, count) == [], "a refused action at the terminal mails no one"
+
+    comment = tmp_path / "comment.txt"
+    comment.write_text("Обновили драйвер принтера.\n", encoding="utf-8")
+    cli(app, tmp_path, "tickets", "status", str(number), "resolved", "--file", str(comment), "--as", "petrov")
+    [resolved] = sent_since(app, count)
+    assert REQUESTER in resolved["To"] and "Обновили драйвер принтера." in body(resolved)
+    assert show_ticket(app.engine, number)["status"] == "resolved"
