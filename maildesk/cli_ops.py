@@ -59,11 +59,13 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from maildesk.adapters.outbox_admin import retry_outbox
     from maildesk.cli import CommandError, _app
 
+    if args.force and args.id is None:
+        raise CommandError("--force needs the ID of one message (see `maildesk outbox list --state held`)")
     app = _app(args)
-    count = retry_outbox(app.engine, args.id, app.deps.clock.now())
+    count = retry_outbox(app.engine, args.id, app.deps.clock.now(), force=args.force)
     if args.id is not None and count == 0:
         raise CommandError(f"outbox message {args.id} is not failed or held")
-    print(f"{count} message(s) queued again")
+    print(f"{count} message(s) queued again" + (", past the daily cap on automatic mail" if args.force else ""))
     return EX_OK
 
 
@@ -125,7 +127,8 @@ def cmd_imap_check(args: argparse.Namespace) -> int:
         _print_json(reports)
     for r in [] if args.json else reports:
         state = "ok  " if r["ok"] else "FAIL"
-        print(f"{state} {r['account']} {r['user']}@{r['host']}:{r['port']} ({r['security']}) "
+        unverified = "" if r.get("verify_certificates", True) else ", certificates NOT verified"
+        print(f"{state} {r['account']} {r['user']}@{r['host']}:{r['port']} ({r['security']}{unverified}) "
               f"move={r.get('move_method')} idle={r.get('idle')} {r.get('error') or ''}")
         for role, folder in (r.get("folders") or {}).items():
             print(f"       {role}: {folder.get('name')} exists={folder.get('exists')} "
@@ -169,6 +172,8 @@ def register(cmds: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("id", type=int)
     p = sub(outbox, "retry", cmd_outbox_retry, "queue failed or held notifications again")
     p.add_argument("id", type=int, nargs="?", help="one message (default: every failed one)")
+    p.add_argument("--force", action="store_true",
+                   help="send this one held message even though its recipient is over the daily cap")
     # backup and restore
     p = sub(cmds, "backup", cmd_backup, "copy database, mail archive and key into a new folder, consistently")
     p.add_argument("dest", type=Path, help="a new or empty folder")

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from maildesk.adapters.database import session_scope
-from maildesk.adapters.db_models import OutboxRow
+from maildesk.adapters.db_models import EventRow, OutboxRow
 
 
 def list_outbox(engine: Engine, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -35,12 +35,27 @@ def show_outbox(engine: Engine, row_id: int) -> bytes | None:
         return None if row is None else row.raw
 
 
-def retry_outbox(engine: Engine, row_id: int | None, now: datetime) -> int:
-    """Queue failed (or held) messages again: the same bytes and Message-ID, sent once."""
+def retry_outbox(engine: Engine, row_id: int | None, now: datetime, force: bool = False) -> int:
+    """Queue failed (or held) messages again: the same bytes and Message-ID, sent once.
+
+    `force` (one row only) lets the row past the per-recipient cap on automatic mail: the
+    worker caps only rows marked automatic, so the row loses that mark, and the ticket's
+    history records who let it through.
+    """
+    if force and row_id is None:
+        raise ValueError("a forced retry names one message")
     with session_scope(engine) as s:
-        q = sa.update(OutboxRow).values(state="pending", next_attempt_at=now, attempts=0, lease_until=None)
+        values: dict[str, Any] = {"state": "pending", "next_attempt_at": now, "attempts": 0, "lease_until": None}
+        if force:
+            values["automatic"] = False
+        q = sa.update(OutboxRow).values(**values)
         if row_id is None:
             q = q.where(OutboxRow.state == "failed")
         else:
             q = q.where(OutboxRow.id == row_id, OutboxRow.state.in_(("failed", "held")))
-        return s.execute(q).rowcount
+        count = s.execute(q).rowcount
+        row = s.get(OutboxRow, row_id) if force and count else None
+        if row is not None and row.ticket_id is not None:
+            s.add(EventRow(ticket_id=row.ticket_id, at=now, actor="admin", action="mail_forced",
+                           detail={"outbox": row.id, "event": row.event, "to": list(row.recipients)}))
+        return count

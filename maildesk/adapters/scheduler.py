@@ -36,7 +36,8 @@ def housekeeping(app: Any, now: datetime, dry_run: bool = False,
     """The ticket passes as of `now`, closes first; catches up whatever fell due while the daemon was stopped."""
     settings = app.settings
     store = SqlHousekeepingStore(app.engine, app.work, close_resolved=settings.stale.close_resolved_on_silence)
-    policy = HousekeepingPolicy(settings.stale.close_resolved_on_silence, settings.maildesk.timezone)
+    policy = HousekeepingPolicy(settings.stale.close_resolved_on_silence, settings.maildesk.timezone,
+                                settings.sla.acceptance_hours, settings.sla.warn_share)
     return run_all(store, app.composer, now, policy, dry_run=dry_run, jobs=jobs)
 
 

@@ -23,8 +23,10 @@ Context contract (every key must be present: a missing one is an error, not a bl
     info_needed             text (the agent's question), agent_name
     resolved                text (the agent's comment, may be ""), days (auto-close after)
     reopened                —
-    reminder                close_date (str)
-    closed                  text (may be "")
+    reminder                close_date (str), close_reason (resolved or no_response)
+    closed                  text (may be ""), close_reason (resolved, no_response, duplicate,
+                            infeasible, cancelled, or ""), duplicate_of (the ticket number it
+                            duplicates, or None)
     closed_reply            policy ("refuse" | "new"), old_number, new_number (None for
                             refuse); ticket is the new ticket for "new", the closed one else
     sender_refused          sender, allowed_domains (list), original_subject
@@ -37,7 +39,7 @@ Context contract (every key must be present: a missing one is an error, not a bl
     agent_requester_replied text, author ("Name <address>")
     agent_command_error     errors (list of {line, error})
     sla_warning, sla_breach elapsed (str), deadline (str)
-    outbox_held             recipient, count, period (e.g. "за последний час"),
+    outbox_held             recipient, count, period (e.g. "за сутки"),
                             held_subject; ticket may be None
 Filters: `filesize` (bytes → "1,5 МБ"), `plural(one, few, many)` (Russian number
 agreement), and in HTML `nl2br` (escapes, then keeps the line breaks).
@@ -73,15 +75,17 @@ EVENTS: tuple[str, ...] = REQUESTER_EVENTS + AGENT_EVENTS
 class TemplateRenderer:
     """Renders one event's three templates; HTML is always autoescaped, text never is."""
 
-    def __init__(self, directory: Path | None = None, override_dir: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, override_dir: Path | None = None, *,
+                 auto_reload: bool = True) -> None:
+        """`auto_reload=False` keeps each file as first read (the daemon: only SIGHUP, after a check, changes them)."""
         self.directory = Path(directory) if directory is not None else DEFAULT_DIRECTORY
         self.override_dir = Path(override_dir) if override_dir is not None else None
         search = [p for p in (self.override_dir, self.directory) if p is not None]
         loader = jinja2.FileSystemLoader([str(p) for p in search])
         # Two environments rather than autoescape by file name: an HTML part is escaped
         # whatever an admin names the file it extends or includes.
-        self._text = _environment(loader, autoescape=False)
-        self._html = _environment(loader, autoescape=True)
+        self._text = _environment(loader, autoescape=False, auto_reload=auto_reload)
+        self._html = _environment(loader, autoescape=True, auto_reload=auto_reload)
         self._html.filters["nl2br"] = _nl2br
 
     def render(self, event: str, context: Mapping[str, Any]) -> Rendered:
@@ -120,7 +124,7 @@ class TemplateRenderer:
             raise RenderError(f"{name}: {exc}") from exc
 
 
-def _environment(loader: jinja2.BaseLoader, *, autoescape: bool) -> jinja2.Environment:
+def _environment(loader: jinja2.BaseLoader, *, autoescape: bool, auto_reload: bool = True) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=loader,
         autoescape=autoescape,
@@ -128,7 +132,8 @@ def _environment(loader: jinja2.BaseLoader, *, autoescape: bool) -> jinja2.Envir
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=True,
+        auto_reload=auto_reload,
+        cache_size=-1,  # never evict: with auto_reload off, an evicted file would be read again unchecked
     )
     env.filters["filesize"] = _filesize
     env.filters["plural"] = _plural
@@ -211,9 +216,10 @@ _EXTRAS: dict[str, dict[str, Any]] = {
                  "text": "Права доступа к расписанию восстановлены.", "days": 10},
     "reopened": {"ticket": _WORKING},
     "reminder": {"ticket": {**_WORKING, "status": "resolved", "status_label": "Решена"},
-                 "close_date": "26.03.2025"},
+                 "close_date": "26.03.2025", "close_reason": "resolved"},
     "closed": {"ticket": {**_WORKING, "status": "closed", "status_label": "Закрыта",
-                          "close_reason_label": "Закрыта из-за отсутствия ответа"}, "text": ""},
+                          "close_reason_label": "Закрыта из-за отсутствия ответа"}, "text": "",
+               "close_reason": "no_response", "duplicate_of": None},
     "closed_reply": {"ticket": {"number": 1301, "tag": "[СТП #1301]"},
                      "policy": "new", "old_number": 1234, "new_number": 1301},
     "sender_refused": {"ticket": None, "sender": "m.ivanova@mail.ru", "allowed_domains": ["sev.gov.ru"],
@@ -237,7 +243,7 @@ _EXTRAS: dict[str, dict[str, Any]] = {
         {"line": "/status done", "error": "неизвестный статус «done»"}]},
     "sla_warning": {"elapsed": "6 ч 24 мин", "deadline": "13.03.2025 08:41"},
     "sla_breach": {"elapsed": "8 ч 5 мин", "deadline": "13.03.2025 08:41"},
-    "outbox_held": {"recipient": "m.ivanova@sev.gov.ru", "count": 20, "period": "за последний час",
+    "outbox_held": {"recipient": "m.ivanova@sev.gov.ru", "count": 40, "period": "за сутки",
                     "held_subject": "[СТП #1234] Заявка решена, подтвердите результат"},
 }
 

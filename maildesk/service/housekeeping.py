@@ -46,6 +46,14 @@ class HousekeepingStore(Protocol):
 class HousekeepingPolicy:
     close_resolved_on_silence: bool = True
     timezone: str = "Europe/Simferopol"
+    acceptance_hours: float = 8.0  # the acceptance deadline in working hours, and the share warned at
+    warn_share: float = 0.75
+
+
+def _hours(hours: float) -> str:
+    """Working time as people write it: «6 ч», «7 ч 30 мин»."""
+    minutes = round(hours * 60)
+    return f"{minutes // 60} ч" + (f" {minutes % 60} мин" if minutes % 60 else "")
 
 
 def close_reason_for(status: str, policy: HousekeepingPolicy) -> str | None:
@@ -82,10 +90,12 @@ def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPol
             return None  # the deadline passed too while nobody ran the pass: the breach notice says it all
         deadline = item.next_due or item.due_at
         return DueChange(job, marks={"accept_warned_at": now}, event=("sla_warning", {"due": deadline.isoformat()}),
-                         notices=(Notice("sla_warning", "agents", {"deadline": local(deadline)}),))
+                         notices=(Notice("sla_warning", "agents", {
+                             "deadline": local(deadline), "elapsed": _hours(policy.acceptance_hours * policy.warn_share)}),))
     if job == "sla_breach":
         return DueChange(job, marks={"accept_breached_at": now}, event=("sla_breach", {"due": item.due_at.isoformat()}),
-                         notices=(Notice("sla_breach", "supervisor", {"deadline": local(item.due_at)}),))
+                         notices=(Notice("sla_breach", "supervisor", {
+                             "deadline": local(item.due_at), "elapsed": _hours(policy.acceptance_hours)}),))
     raise ValueError(f"unknown job {job!r}")
 
 

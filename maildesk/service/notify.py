@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from maildesk.core import lifecycle, msgid
 from maildesk.core.form import FIELD_LABELS, FORM_TEMPLATE
+from maildesk.core.mime_text import strip_quoted
 from maildesk.core.outgoing import Rendered, compose
 from maildesk.core.ticketref import subject_tag
 from maildesk.service.ports import NoticeTarget, Outgoing
@@ -69,15 +70,14 @@ class NoticeComposer:
             return None
         desk = self._desk(ticket)
         context = {
-            "desk": {"name": desk.name, "address": desk.address, "phone": desk.phone, "hours": desk.hours, "site": desk.site},
+            "desk": self.desk_context(ticket),
             "ticket": self._ticket_context(ticket),
             **self._extra(target),
         }
         rendered = self.renderer.render(notice.event, context)
         number = ticket["number"] if ticket else 0
         message_id = msgid.mint(number, self.nonce(), self.secret, self.domain)
-        trigger_id = target.trigger.message_id if target.trigger and notice.event not in AGENT_EVENTS else None
-        refs = list(target.thread_ids) + ([trigger_id] if trigger_id else [])
+        parent, refs = self._thread(target)
         human = notice.event in HUMAN_EVENTS
         from_name = desk.name
         if notice.event == "agent_reply":
@@ -85,13 +85,35 @@ class NoticeComposer:
             from_name = f"{agent.name} ({desk.name})" if agent else desk.name
         raw = compose(
             rendered, from_name=from_name, from_address=desk.address, to=recipients, reply_to=desk.address,
-            message_id=message_id, in_reply_to=trigger_id or (refs[-1] if refs else None),
-            references=list(dict.fromkeys(refs)),
+            message_id=message_id, in_reply_to=parent, references=refs,
             auto_submitted="no" if human else ("auto-replied" if target.trigger else "auto-generated"),
             date=now, ticket_number=number or None,
         )
         # the per-recipient cap breaks loops with outside mailboxes; the desk's own agents are not capped
         return Outgoing(notice.event, recipients, message_id, raw, automatic=not human and notice.event not in AGENT_EVENTS)
+
+    def _thread(self, target: NoticeTarget) -> tuple[str | None, list[str]]:
+        """In-Reply-To and References: only mail the recipients have seen, so that their client threads it.
+
+        A requester never sees an agent's mail to the desk nor our notices to the agents: a
+        notice to them never names those (it would also give away the agent's Message-ID).
+        The store's thread is taken as what the recipients saw; an agent's mail that caused a
+        requester's notice, and the mail it answered (our notice to the agents), are dropped here.
+        """
+        thread = list(target.thread_ids)
+        mail = target.trigger
+        if mail is None:
+            return (thread[-1] if thread else None), thread
+        sender = mail.sender.email if mail.sender else ""
+        by_agent = bool(sender) and self._agent(sender) is not None
+        if mail.message_id and by_agent == (target.notice.event in AGENT_EVENTS):
+            # an answer to the recipient's own mail: chain as their client did (RFC 5322 3.6.4)
+            chain = [i for i in (*mail.references, *mail.in_reply_to) if i != mail.message_id]
+            return mail.message_id, _distinct([*(chain or thread), mail.message_id])
+        if by_agent:
+            hidden = {mail.message_id, *mail.in_reply_to}
+            thread = [i for i in thread if i not in hidden]
+        return (thread[-1] if thread else None), thread
 
     def _recipients(self, target: NoticeTarget) -> tuple[str, ...]:
         to = target.notice.to
@@ -114,16 +136,22 @@ class NoticeComposer:
         wanted = (ticket or {}).get("desk", "").lower()
         return next((d for d in self.desks if d.address.lower() == wanted), self.desks[0])
 
+    def desk_context(self, ticket: dict[str, Any] | None = None) -> dict[str, str]:
+        """The `desk` template value: the ticket's desk as configured (the first desk without a ticket)."""
+        desk = self._desk(ticket)
+        return {"name": desk.name, "address": desk.address, "phone": desk.phone, "hours": desk.hours, "site": desk.site}
+
+    def local_time(self, moment: datetime | None) -> str:
+        """A moment as templates show it: the desk's local time, `dd.mm.yyyy hh:mm`; "" for none."""
+        return moment.astimezone(ZoneInfo(self.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
+
     def _agent(self, address_or_login: str) -> AgentInfo | None:
         key = address_or_login.lower()
         return next((a for a in self.agents if key in (a.address.lower(), a.login.lower())), None)
 
-    def _local(self, moment: datetime | None) -> str:
-        return moment.astimezone(ZoneInfo(self.timezone)).strftime("%d.%m.%Y %H:%M") if moment else ""
-
     def _listed(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"number": row["number"], "tag": subject_tag(row["number"], self.tag), "subject": row["subject"],
-                "status_label": lifecycle.STATUS_LABELS[row["status"]], "created_at": self._local(row["created_at"]),
+                "status_label": lifecycle.STATUS_LABELS[row["status"]], "created_at": self.local_time(row["created_at"]),
                 "requester_name": row["requester_name"]}
 
     def _ticket_context(self, ticket: dict[str, Any] | None) -> dict[str, Any]:
@@ -139,7 +167,7 @@ class NoticeComposer:
             "priority_label": lifecycle.PRIORITY_LABELS.get(ticket["priority"], ""),
             "impact": impact or "", "impact_label": lifecycle.IMPACT_LABELS.get(impact, "") if impact else "",
             "line": ticket.get("line", 1), "owner_name": owner.name if owner else (ticket.get("owner") or ""),
-            "created_at": self._local(ticket.get("created_at")), "due_at": self._local(ticket.get("accept_due_at")),
+            "created_at": self.local_time(ticket.get("created_at")), "due_at": self.local_time(ticket.get("accept_due_at")),
             "close_reason_label": lifecycle.CLOSE_REASON_LABELS.get(ticket.get("close_reason") or "", ""),
         }
 
@@ -166,9 +194,11 @@ class NoticeComposer:
         if event == "resolved":
             return {"text": str(given.get("text", "")), "days": self.stale_days}
         if event == "reminder":
-            return {"close_date": str(given.get("close_date", ""))}
+            return {"close_date": str(given.get("close_date", "")), "close_reason": str(given.get("close_reason", ""))}
         if event == "closed":
-            return {"text": str(given.get("text", ""))}
+            reason = str(given.get("reason") or ticket.get("close_reason") or "")
+            duplicate_of = ticket.get("linked_ticket") if reason == "duplicate" else None
+            return {"text": str(given.get("text", "")), "close_reason": reason, "duplicate_of": duplicate_of}
         if event == "closed_reply":
             policy = given.get("policy", "new")
             old = ticket.get("linked_ticket") if policy == "new" else ticket.get("number")
@@ -189,8 +219,10 @@ class NoticeComposer:
         if event == "agent_new_ticket":
             return {"text": text}
         if event == "agent_requester_replied":
-            author = mail.sender.name or mail.sender.email if mail is not None and mail.sender else ""
-            return {"text": text, "author": author}
+            author = mail.sender.name or mail.sender.email if mail is not None and mail.sender else given.get("author", "")
+            # the reply's new words, as the ticket keeps them: the quoted notice is no news to the agents
+            new_text = strip_quoted(text) if "text" not in given else text
+            return {"text": new_text or text, "author": author}
         if event == "agent_command_error":
             return {"errors": list(given.get("errors", []))}
         if event in ("sla_warning", "sla_breach"):
@@ -215,6 +247,10 @@ REJECTION_LABELS = {
     "document_only": "обращение состоит только из вложенного документа или видео, без текста",
     "other": "письмо не удалось принять как обращение",
 }
+
+
+def _distinct(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(i for i in ids if i))
 
 
 def _refusal(code: str) -> str:

@@ -216,8 +216,35 @@ def test_resolved_asks_to_confirm_and_names_the_deadline(renderer: TemplateRende
 
 def test_reminder_and_closed_speak_of_no_response(renderer: TemplateRenderer) -> None:
     assert "26.03.2025" in renderer.render("reminder", sample_context("reminder")).text
-    closed = renderer.render("closed", sample_context("closed")).text
-    assert "Причина закрытия: Закрыта из-за отсутствия ответа." in closed
+    closed = renderer.render("closed", sample_context("closed"))
+    for part in (closed.text, closed.html):
+        assert "закрыта: мы не получили от Вас ответа в установленный срок." in part
+        assert "Закрыта из-за" not in part and "Причина закрытия" not in part, "the status word is not repeated"
+
+
+@pytest.mark.parametrize(("reason", "duplicate_of", "wording"), [
+    ("resolved", None, "закрыта: работы по ней выполнены."),
+    ("infeasible", None, "закрыта: выполнить её, к сожалению, невозможно."),
+    ("cancelled", None, "закрыта как отменённая."),
+    ("duplicate", 1200, "закрыта как дубликат заявки № 1200: работа по Вашему обращению продолжается в ней."),
+    ("duplicate", None, "закрыта как дубликат другой заявки"),
+    ("", None, "«Не открывается расписание врача в МИС» закрыта.\n"),
+])
+def test_closed_names_its_reason_in_a_sentence(renderer: TemplateRenderer, reason: str, duplicate_of: int | None,
+                                              wording: str) -> None:
+    context = sample_context("closed")
+    context.update(close_reason=reason, duplicate_of=duplicate_of)
+    context["ticket"]["close_reason_label"] = ""
+    rendered = renderer.render("closed", context)
+    assert wording in rendered.text
+    assert wording.strip() in re.sub(r"<[^>]+>", "", rendered.html).replace("&nbsp;", " ")
+
+
+def test_closed_falls_back_to_the_label_for_an_unknown_reason(renderer: TemplateRenderer) -> None:
+    context = sample_context("closed")
+    context.update(close_reason="spam")
+    context["ticket"]["close_reason_label"] = "Спам"
+    assert "закрыта. Причина закрытия: Спам." in renderer.render("closed", context).text
 
 
 def test_reopened_says_work_resumed(renderer: TemplateRenderer) -> None:
@@ -237,8 +264,36 @@ def test_closed_reply_for_both_policies(renderer: TemplateRenderer) -> None:
 
 def test_agent_new_ticket_lists_the_commands(renderer: TemplateRenderer) -> None:
     rendered = renderer.render("agent_new_ticket", sample_context("agent_new_ticket"))
-    for command in ("/status", "/assign me", "/priority", "/impact", "/line 2", "/note", "/feedback", "/close"):
+    for command in ("/status", "/assign me", "/priority", "/impact", "/line 2", "/note", "/feedback", "/close",
+                    "/merge N", "/закрыть", "/объединить N", "/назначить себе", "/статус решена", "/text"):
         assert command in rendered.text and command in rendered.html
+
+
+def test_agent_new_ticket_lists_exactly_the_real_command_set(renderer: TemplateRenderer) -> None:
+    """Every command, reason, status and impact the parser knows, with the Russian names; nothing it does not."""
+    from maildesk.core import commands, lifecycle
+
+    rendered = renderer.render("agent_new_ticket", sample_context("agent_new_ticket"))
+    for part in (rendered.text, rendered.html):
+        written = set(re.findall(r"(?:^|[\s(>])/([a-zа-яё]+)", part, re.MULTILINE))
+        assert written <= set(commands.ALIASES), f"unknown commands shown: {written - set(commands.ALIASES)}"
+        assert set(commands.ALIASES.values()) <= written, "every command is shown"
+        for code, label in lifecycle.STATUS_LABELS.items():
+            assert f"{code} «{label}»" in part
+            assert commands.STATUS_WORDS[label.lower()] == code
+        for code, label in lifecycle.IMPACT_LABELS.items():
+            assert f"{code} «{label}»" in part
+        reasons = dict(re.findall(r"(resolved|duplicate|infeasible|cancelled|no_response)(?: N)? \(([а-я ]+?)(?:;| N|\))",
+                                  part))
+        assert set(reasons) == set(lifecycle.CLOSE_REASON_LABELS)
+        assert all(commands.REASON_WORDS[word] == code for code, word in reasons.items()), reasons
+    assert "Статус: Новая" in rendered.text
+
+
+def test_agent_new_ticket_says_when_the_impact_is_unknown(renderer: TemplateRenderer) -> None:
+    context = sample_context("agent_new_ticket")
+    context["ticket"].update(impact="", impact_label="")
+    assert "Влияние: не указано;" in renderer.render("agent_new_ticket", context).text
 
 
 def test_command_error_names_each_line(renderer: TemplateRenderer) -> None:
@@ -278,6 +333,18 @@ def test_letters_agree_with_the_number(renderer: TemplateRenderer, count: int, w
     assert f"отправлено {count} {words} " in renderer.render("outbox_held", context).text
 
 
+def test_held_mail_sample_matches_the_default_cap(renderer: TemplateRenderer) -> None:
+    from maildesk.adapters.outbox import CAP_PERIOD, OutboxWorker
+    from maildesk.config import OutgoingSection
+
+    context = sample_context("outbox_held")
+    assert context["count"] == OutgoingSection().auto_cap_per_day == OutboxWorker.cap_per_day == 40
+    assert CAP_PERIOD.days == 1 and context["period"] == "за сутки"
+    text = renderer.render("outbox_held", context).text
+    assert "отправлено 40 автоматических писем за сутки" in text
+    assert "maildesk outbox retry НОМЕР --force" in text
+
+
 def test_sample_context_is_a_fresh_copy() -> None:
     first = sample_context("attachment_refused")
     first["refused"][0]["name"] = "изменено"
@@ -291,3 +358,36 @@ def test_an_empty_ticket_mapping_counts_as_no_ticket(renderer: TemplateRenderer,
     context = sample_context(event)
     context["ticket"] = {}
     assert renderer.render(event, context) == renderer.render(event, sample_context(event))
+
+
+# -- `maildesk templates preview` --------------------------------------------------------------
+def test_preview_shows_the_configured_desk_and_tag(tmp_path: Path) -> None:
+    from tests.test_cli import maildesk, write_config
+
+    config = write_config(tmp_path, maildesk={"ticket_tag": "ТП"})
+    out = maildesk(config, "templates", "preview", "status_changed", "--html").stdout.decode()
+    assert out.startswith("Subject: [ТП #1234] ")
+    assert "СТП ГБУЗС «МИАЦ»" in out and "help@miac.sev.gov.ru" in out and "+7 (8692) 00-00-00" in out
+    assert "help@sevmiac.ru" not in out and "Служба технической поддержки ГБУЗС" not in out
+
+
+def test_preview_for_a_real_ticket(tmp_path: Path) -> None:
+    from tests.mailmaker import make_mail
+    from tests.test_cli import maildesk, write_config
+
+    config = write_config(tmp_path)
+    maildesk(config, "db", "upgrade")
+    maildesk(config, "ingest", stdin=make_mail(subject="Не печатает принтер в кабинете 214",
+                                               body="Принтер HP не печатает.\n\nТелефон: 55-12-34\n"))
+    out = maildesk(config, "templates", "preview", "ticket_created", "--ticket", "1", "--html").stdout.decode()
+    head, _, body = out.partition("\n\n")
+    assert "Subject: [СТП #1] Заявка зарегистрирована: Не печатает принтер в кабинете 214" in head
+    assert "From: СТП ГБУЗС «МИАЦ» <help@miac.sev.gov.ru>" in head and "To: ivanova@gb1.sev.gov.ru" in head
+    assert "Reply-To: help@miac.sev.gov.ru" in head and "In-Reply-To: <" in head
+    assert "Номер заявки: № 1." in body and "Иванова Мария Петровна" in body and "№&nbsp;1" in body
+    agents = maildesk(config, "templates", "preview", "agent_new_ticket", "--ticket", "1").stdout.decode()
+    assert "To: petrov@miac.sev.gov.ru, sidorova@miac.sev.gov.ru" in agents and "Принтер HP не печатает." in agents
+    missing = maildesk(config, "templates", "preview", "closed", "--ticket", "7", check=False)
+    assert missing.returncode == 1 and b"ticket #7 not found" in missing.stderr
+    listing = maildesk(config, "templates", "preview", "my_tickets", "--ticket", "1", check=False)
+    assert listing.returncode == 1 and b"not about one ticket" in listing.stderr
