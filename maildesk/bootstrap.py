@@ -94,7 +94,7 @@ def policy_from(settings: Settings, secret: bytes) -> Policy:
     )
     decide = DecidePolicy(
         closed_reply=s.tickets.closed_reply, same_organisation_may_write=s.senders.same_organisation_may_write,
-        notify_refused=s.senders.notify_refused,
+        notify_refused=s.senders.notify_refused, shared_domains=s.senders.allowed_domains,
         agents=tuple(AgentRef(a.address.lower(), a.login or a.address.split("@")[0], a.line, a.role) for a in s.agents),
     )
     return Policy(triage, decide)
@@ -103,7 +103,7 @@ def policy_from(settings: Settings, secret: bytes) -> Policy:
 def build(settings: Settings, *, clock: object | None = None, nonce: Callable[[], str] | None = None) -> App:
     engine = make_engine(settings.database_url)
     work = work_clock(settings)
-    store = SqlTicketStore(engine, work)
+    store = SqlTicketStore(engine, work, settings.senders.allowed_domains)
     archive = MailArchive(settings.data_dir / "mail")
     secret = load_secret(settings)
     overrides = settings.maildesk.templates_dir

@@ -26,15 +26,16 @@ from maildesk.service.ports import Composer, Incoming, IngestResult, NoticeTarge
 class SqlTicketStore:
     """TicketStore over SQLAlchemy: SQLite by default, PostgreSQL in production."""
 
-    def __init__(self, engine: Engine, work: WorkClock | None = None) -> None:
+    def __init__(self, engine: Engine, work: WorkClock | None = None, shared_domains: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.work = work  # computes due times; None leaves them unset
+        self.shared_domains = shared_domains  # mail domains of no one organisation (sev.gov.ru itself)
 
     @contextmanager
     def transaction(self) -> Iterator[StoreTx]:
         """One database transaction for several messages (group commit); committed on exit."""
         with session_scope(self.engine) as s:
-            yield StoreTx(s, self.work)
+            yield StoreTx(s, self.work, self.shared_domains)
 
     def processed(self, key: str) -> IngestResult | None:
         with self.transaction() as tx:
@@ -69,8 +70,8 @@ class SqlTicketStore:
 class StoreTx:
     """The store's reads and the decision's write inside one open transaction."""
 
-    def __init__(self, s: Session, work: WorkClock | None) -> None:
-        self.s, self.work = s, work
+    def __init__(self, s: Session, work: WorkClock | None, shared_domains: tuple[str, ...] = ()) -> None:
+        self.s, self.work, self.shared_domains = s, work, shared_domains
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -92,10 +93,9 @@ class StoreTx:
 
     def context(self, triage: Triage) -> Context:
         s = self.s
+        # The contact's organisation is what a form said («МО:»): display data that anyone can
+        # type, so it is no key for write permission. decide() compares mail domains instead.
         sender_org = None
-        if triage.sender:
-            contact = s.exec(select(Contact).where(Contact.email == triage.sender)).first()
-            sender_org = contact.organisation_id if contact else None
         ticket, signal = None, None
         for ref in triage.refs:
             number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
@@ -105,7 +105,10 @@ class StoreTx:
                 break
         bounced = None
         if triage.kind is MailKind.BOUNCE:
-            bounced = next((n for n in (_ticket_of_message_id(s, i) for i in triage.bounced_ids) if n), None)
+            # only mail we sent: a Message-ID a requester sent us is known to anyone in the thread
+            sent = (s.exec(select(OutboxRow.ticket_id).where(OutboxRow.message_id == i)).first()
+                    for i in triage.bounced_ids[:20] if i)
+            bounced = next((n for n in sent if n), None)
         reused = False
         if triage.mail.message_id:
             found = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first()
@@ -113,7 +116,7 @@ class StoreTx:
         return Context(ticket, signal, sender_org, bounced, reused)
 
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
-        return _Apply(self.s, incoming, now, composer, self.work).run()
+        return _Apply(self.s, incoming, now, composer, self.work, self.shared_domains).run()
 
 
 def _ticket_of_message_id(s: Session, message_id: str) -> int | None:
@@ -165,8 +168,9 @@ class _Apply:
     """Writes one decision: ticket, message, attachments, events, outbox, processed key."""
 
     def __init__(self, s: Session, incoming: Incoming, now: datetime, composer: Composer,
-                 work: WorkClock | None) -> None:
+                 work: WorkClock | None, shared_domains: tuple[str, ...] = ()) -> None:
         self.s, self.inc, self.now, self.composer, self.work = s, incoming, now, composer, work
+        self.shared_domains = shared_domains
         self.d = incoming.decision
         self.t = incoming.triage
         self.ticket: Ticket | None = None
@@ -313,13 +317,31 @@ class _Apply:
             ))
 
     def _change_status(self) -> None:
+        from maildesk.core.agent_mail import check_link, separate_note
+
         ticket, new = self.ticket, self.d.new_status
         assert ticket is not None
+        if self.d.link_to is not None:  # /merge N, /close duplicate N: ticket N as it is now
+            target = self.s.get(Ticket, self.d.link_to)
+            refused = check_link(self.d, target.status if target is not None else None)
+            if refused is not None:  # nothing changes; the agent is told, as for any wrong command
+                self.d = refused
+                if self.message is not None:
+                    self.message.visibility = "internal"
+                    self.message.text = (self.t.text if self.t else "") or self.message.text
+                return
+            ticket.linked_ticket_id = self.d.link_to
+        note = separate_note(self.d)
+        if note:  # beside a public answer an internal note is a message of its own
+            self.s.add(MessageRow(
+                ticket_id=ticket.id or 0, direction=self.message.direction if self.message else "out",
+                visibility="internal", kind="note", sender=self.inc.actor or (self.t.sender if self.t else "") or "",
+                subject=ticket.subject, text=note, raw_sha256=self.inc.raw_sha256 or None,
+                source=self.inc.envelope.source, created_at=self.now,
+            ))
         ticket.updated_at = self.now
         for key, value in self.d.changes.items():
             setattr(ticket, key, value)
-        if self.d.link_to is not None and self.d.link_to != ticket.id:
-            ticket.linked_ticket_id = self.d.link_to if self.s.get(Ticket, self.d.link_to) else None
         if self.d.accepted and ticket.accepted_at is None:
             ticket.accepted_at = self.now
         if new is None or new == ticket.status:
@@ -362,7 +384,7 @@ class _Apply:
         for notice in self.d.notices:
             extra: dict[str, Any] = {"refused": self._refused_info(notice)}
             if notice.event == "my_tickets" and self.t is not None and self.t.sender:
-                extra.update(open_tickets_of(self.s, self.t.sender, self.t.sender_name))
+                extra.update(open_tickets_of(self.s, self.t.sender, self.t.sender_name, self.shared_domains))
             target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, ids, self.inc.mail, extra)
             emit(self.s, self.ticket, target, self.composer, self.now)
 
@@ -411,14 +433,20 @@ def resume_clocks(ticket: Ticket, now: datetime, work: WorkClock | None) -> None
         ticket.accept_warn_at = work.resume(ticket.accept_warn_at, ticket.waiting_since, now)
 
 
-def open_tickets_of(s: Session, email: str, name: str) -> dict[str, Any]:
-    """A requester's open tickets and their organisation's, for the «Мои заявки» answer."""
+def open_tickets_of(s: Session, email: str, name: str, shared_domains: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A requester's open tickets and their organisation's, for the «Мои заявки» answer.
+
+    The organisation is the sender's mail domain (gb1.sev.gov.ru), as for write permission,
+    never the МО a form names: anyone can type another hospital's name there.
+    """
     contact = s.exec(select(Contact).where(Contact.email == email)).first()
     open_q = select(Ticket, Contact).join(Contact, Contact.id == Ticket.requester_id).where(Ticket.status != "closed")
     own = s.exec(open_q.where(Ticket.requester_id == (contact.id if contact else -1)).order_by(Ticket.id)).all()
     org = s.get(Organisation, contact.organisation_id) if contact and contact.organisation_id else None
-    colleagues = s.exec(open_q.where(Ticket.organisation_id == org.id, Ticket.requester_id != contact.id)
-                        .order_by(Ticket.id).limit(100)).all() if org and contact else []
+    domain = email.rpartition("@")[2].lower()
+    colleagues = s.exec(open_q.where(sa.func.lower(Contact.email).like(f"%@{domain}"), Contact.email != email)
+                        .order_by(Ticket.id).limit(100)).all() if domain and domain not in {
+        d.lower() for d in shared_domains} else []
 
     def row(ticket: Ticket, requester: Contact) -> dict[str, Any]:
         return {"number": ticket.id, "subject": ticket.subject, "status": ticket.status, "created_at": ticket.created_at,

@@ -3,29 +3,43 @@
 A file's type is sniffed from its bytes; its name and declared type are never trusted
 to let a file in, only to keep one out (a `.bat` is plain text to a sniffer).
 Archives are opaque: counted as one file, never unpacked. A violation refuses files,
-never the text. Small inline images that the HTML part references by Content-ID
-(signature logos, at most `signature_image_max_bytes`) do not count towards the image
-limit: a requester cannot pack their mail client's signature into an archive.
-Images inside an attached (forwarded) message do count, under the same exemption.
+never the text.
+
+Images: at most `max_images` image files over every MIME part, inline or attached,
+forwarded ones included. Small inline images that an HTML part shows by `cid:`
+(signature logos, at most `signature_image_max_bytes` each) do not count, but only
+`max_signature_logos` of them per mail (forwarded messages included): the ones after
+that count as images. A requester cannot pack their mail client's signature into an
+archive; a hundred "logos" are screenshots.
+
+Forwarded messages (an attached `.eml`, whether declared `message/rfc822` or sent as
+an octet-stream, with or without a leading blank line or mbox `From ` line) are opened
+with the parser's own bounded splitter and counted once: when parse() listed the
+forwarded files after the `.eml` itself, those files are checked one by one and the
+`.eml` adds only its own text; otherwise the `.eml` counts every image and file inside
+it. Sizes are decoded leaf bytes. A forwarded message that holds a refused file is
+refused as well; one too deep or too big to open is refused (type not allowed), saying why.
 """
 
 from __future__ import annotations
 
 import codecs
-import email.parser
-import email.policy
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maildesk.core.form import meaningful_text
+from maildesk.core.mime_body import collect
+from maildesk.core.mime_tree import build_tree, walk
 from maildesk.core.model import Attachment, InboundMail, Reason
+from maildesk.core.parse import ParseLimits, check_limits
 
 IMAGE_KINDS = frozenset({"jpeg", "png", "gif", "bmp", "tiff", "webp"})
 VIDEO_KINDS = frozenset({"mp4", "mov", "avi", "mkv", "wmv", "flv", "mpeg", "3gp"})
 DOCUMENT_KINDS = frozenset({"doc", "docx"})
 EXECUTABLE_KINDS = frozenset({"exe", "elf", "macho", "msi", "jar", "apk", "lnk", "script"})
+MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 
 DEFAULT_ALLOWED = (
     "jpeg", "png", "gif", "bmp", "tiff", "webp", "pdf", "rtf", "text", "xml", "eml",
@@ -41,6 +55,8 @@ class AttachmentPolicy:
     max_total_bytes: int = 10 * 1024 * 1024
     max_images: int = 5
     signature_image_max_bytes: int = 20 * 1024
+    max_signature_logos: int = 2  # cid: logos exempt from the image count, per mail
+    max_nested_messages: int = 3  # an opaque .eml inside an opaque .eml is opened this deep, then refused
     allowed_types: tuple[str, ...] = DEFAULT_ALLOWED  # kinds as sniff_type() names them
     min_text_chars: int = 10  # less meaningful text than this is no explanation
     max_filename_chars: int = 120
@@ -54,6 +70,8 @@ class FileVerdict:
     size: int
     images: int = 0  # images this file adds to the count (more than one for a forwarded message)
     reason: Reason | None = None
+    logos: int = 0  # signature logos it holds, exempt up to max_signature_logos per mail
+    counted: int = 0  # decoded bytes it adds to the total (0 when its forwarded message counts them)
 
     @property
     def kept(self) -> bool:
@@ -95,13 +113,25 @@ _RESERVED = re.compile(r'[<>:"/\\|?*]')
 
 def check_attachments(mail: InboundMail, policy: AttachmentPolicy, text: str | None = None) -> AttachmentVerdict:
     """Each file kept or refused with its reason, and whether the mail is still a request."""
-    html = (mail.html or "").lower()
-    files = [_inspect(i, a, html, policy) for i, a in enumerate(mail.attachments)]
-    total = sum(f.size for f in files)
+    files, spans = _inspect_all(mail, policy)
+    files = _exempt_logos(files, policy)
+    total = sum(f.counted for f in files)
     images = sum(f.images for f in files)
-    files = [_with_reason(f, total, images, policy) for f in files]
+    files = _refuse_containers([_with_reason(f, total, images, policy) for f in files], spans)
     body = mail.text if text is None else text
     return AttachmentVerdict(tuple(files), _request_problem(files, body, policy), total, images)
+
+
+def never_stored(mail: InboundMail, refused: tuple[tuple[int, Reason], ...] = ()) -> frozenset[int]:
+    """Indexes of files whose bytes must not reach the archive: executables, and what holds one.
+
+    The raw message is archived anyway, so an admin can still recover them from it.
+    """
+    found = {i for i, r in refused if r.code == "attachment.executable"}
+    for i, a in enumerate(mail.attachments):
+        if sniff_type(a.data) in EXECUTABLE_KINDS or _extension(a.filename or "") in _BAD_EXTENSIONS:
+            found.add(i)
+    return frozenset(found)
 
 
 def safe_filename(name: str, max_chars: int = 120) -> str:
@@ -128,14 +158,144 @@ def _extension(name: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
-def _inspect(index: int, a: Attachment, html: str, policy: AttachmentPolicy) -> FileVerdict:
+@dataclass(frozen=True)
+class _Opened:
+    """A forwarded message taken apart: its files as parse() lists them, its bytes, its HTML."""
+
+    files: tuple[Attachment, ...] = ()
+    leaf_bytes: int = 0  # decoded bytes of every leaf, its text included
+    html: str = ""  # lower-cased, where its cid: references are
+    problem: Reason | None = None
+
+
+_LIMITS = ParseLimits()
+
+
+def _open_message(data: bytes, name: str) -> _Opened:
+    """Open a forwarded message with the parser's bounded splitter; never raises."""
+    body = data[_message_start(data):]
+    limit = check_limits(body)
+    if limit is not None:
+        return _Opened(leaf_bytes=len(data), problem=_unreadable(name, limit.detail or limit.code))
+    try:
+        root, _ = build_tree(body, _LIMITS.max_depth, _LIMITS.max_parts)
+        found = collect(root, ())
+        leaves = [e for e in walk(root) if e.kind == "leaf"]
+        html = " ".join(e.body().decode("latin-1") for e in leaves if e.content_type == "text/html").lower()
+        return _Opened(tuple(found.attachments), sum(len(e.body()) for e in leaves), html)
+    except Exception as exc:  # hostile input must end in a verdict, never in a crash
+        return _Opened(leaf_bytes=len(data), problem=_unreadable(name, f"cannot be opened ({type(exc).__name__})"))
+
+
+def _unreadable(name: str, why: str) -> Reason:
+    # a file type the desk does not take: a message it cannot open is no message to it
+    return Reason("attachment.type_not_allowed", f"{name}: forwarded message not opened: {why}")
+
+
+def _listed_after(atts: tuple[Attachment, ...], i: int, files: tuple[Attachment, ...]) -> bool:
+    """Whether parse() listed the forwarded message's files right after it (a message/rfc822 part)."""
+    following = atts[i + 1:i + 1 + len(files)]
+    return bool(files) and len(following) == len(files) and all(
+        a.data == f.data and a.content_type == f.content_type for a, f in zip(following, files))
+
+
+def _inspect_all(mail: InboundMail, policy: AttachmentPolicy) -> tuple[list[FileVerdict], dict[int, int]]:
+    """A verdict per file, and for each forwarded message parse() opened, how many files it listed after it."""
+    atts = mail.attachments
+    html = [(mail.html or "").lower()] * len(atts)  # where a file's cid: reference would be
+    inside = [False] * len(atts)  # its bytes are counted with the forwarded message that holds it
+    opened: dict[int, _Opened] = {}
+    spans: dict[int, int] = {}
+    for i, a in enumerate(atts):
+        if a.content_type.lower() in MESSAGE_TYPES and sniff_type(a.data) in ("eml", "text"):
+            o = opened[i] = _open_message(a.data, safe_filename(a.filename or "", policy.max_filename_chars))
+            if _listed_after(atts, i, o.files):
+                spans[i] = len(o.files)
+                for j in range(i + 1, i + 1 + len(o.files)):  # a nested message's own files are set later
+                    inside[j], html[j] = True, o.html
+                opened[i] = replace(o, files=())  # its files have verdicts of their own
+    files = [_inspect(i, a, html[i], opened.get(i), policy) for i, a in enumerate(atts)]
+    return [replace(f, counted=0) if inside[f.index] else f for f in files], spans
+
+
+def _inspect(index: int, a: Attachment, html: str, opened: _Opened | None, policy: AttachmentPolicy) -> FileVerdict:
     name = safe_filename(a.filename or "", policy.max_filename_chars)
+    if opened is not None:  # a message/rfc822 part
+        return _message_verdict(index, name, a, opened, policy, depth=0)
     kind = sniff_type(a.data)
     if kind == "eml":
-        images = _images_in_message(a.data, policy)
-    else:
-        images = int(kind in IMAGE_KINDS and not _is_signature_image(a, html, policy))
-    return FileVerdict(index, name, kind, a.size, images, _type_problem(a, name, kind, policy))
+        return _message_verdict(index, name, a, _open_message(a.data, name), policy, depth=0)
+    problem = _type_problem(a, name, kind, policy)
+    if kind not in IMAGE_KINDS:
+        return FileVerdict(index, name, kind, a.size, 0, problem, 0, a.size)
+    logo = _is_signature_image(a, html, policy)
+    return FileVerdict(index, name, kind, a.size, int(not logo), problem, int(logo), a.size)
+
+
+def _message_verdict(index: int, name: str, a: Attachment, opened: _Opened, policy: AttachmentPolicy,
+                     depth: int) -> FileVerdict:
+    images, logos, problem = _inside(name, opened, policy, depth)
+    problem = _type_problem(a, name, "eml", policy) or opened.problem or problem
+    return FileVerdict(index, name, "eml", a.size, images, problem, logos, opened.leaf_bytes)
+
+
+def _inside(name: str, opened: _Opened, policy: AttachmentPolicy, depth: int) -> tuple[int, int, Reason | None]:
+    """Images, signature logos and the first refused file of a forwarded message not listed by parse()."""
+    images = logos = 0
+    problems: list[Reason] = []
+    for f in opened.files:
+        if f.content_type.lower() in MESSAGE_TYPES:
+            continue  # a nested message/rfc822: its files are in the list too
+        inner_name = safe_filename(f.filename or "")
+        kind = sniff_type(f.data)
+        if kind == "eml":
+            if depth + 1 >= policy.max_nested_messages:
+                problems.append(_unreadable(inner_name, "forwarded messages nested too deep"))
+                continue
+            inner = _open_message(f.data, inner_name)
+            sub_images, sub_logos, sub_problem = _inside(inner_name, inner, policy, depth + 1)
+            images, logos = images + sub_images, logos + sub_logos
+            problems.extend(p for p in (inner.problem, sub_problem) if p is not None)
+            continue
+        problem = _type_problem(f, inner_name, kind, policy)
+        if problem is not None:
+            problems.append(problem)
+        if kind in IMAGE_KINDS:
+            logo = _is_signature_image(f, opened.html, policy)
+            images, logos = images + (not logo), logos + logo
+    return images, logos, _holder_reason(name, problems)
+
+
+def _holder_reason(name: str, problems: list[Reason]) -> Reason | None:
+    """Why a forwarded message is refused, from the files in it: an executable first.
+
+    The code is the refused file's own (executable, type_not_allowed, ...), so that the
+    notice to the requester names the real problem.
+    """
+    if not problems:
+        return None
+    worst = next((p for p in problems if p.code == "attachment.executable"), problems[0])
+    detail = "; ".join(p.detail or p.code for p in problems[:5])
+    return Reason(worst.code, f"{name}: the forwarded message holds a refused file: {detail}")
+
+
+def _exempt_logos(files: list[FileVerdict], policy: AttachmentPolicy) -> list[FileVerdict]:
+    """The first max_signature_logos logos do not count as images; the rest do."""
+    left, out = policy.max_signature_logos, []
+    for f in files:
+        exempt = min(f.logos, left)
+        left -= exempt
+        out.append(replace(f, images=f.images + f.logos - exempt, logos=exempt) if f.logos else f)
+    return out
+
+
+def _refuse_containers(files: list[FileVerdict], spans: dict[int, int]) -> list[FileVerdict]:
+    """A forwarded message whose listed files were refused is refused too: it holds their bytes."""
+    for i in sorted(spans, reverse=True):  # innermost first, so that refusals travel outwards
+        problems = [g.reason for g in files[i + 1:i + 1 + spans[i]] if g.reason is not None]
+        if problems and files[i].reason is None:
+            files[i] = replace(files[i], reason=_holder_reason(files[i].filename, problems))
+    return files
 
 
 def _type_problem(a: Attachment, name: str, kind: str, policy: AttachmentPolicy) -> Reason | None:
@@ -156,29 +316,12 @@ def _with_reason(f: FileVerdict, total: int, images: int, policy: AttachmentPoli
         reason = Reason("attachment.too_many_images", f"{images} images, over {policy.max_images}: pack them")
     else:
         return f
-    return FileVerdict(f.index, f.filename, f.kind, f.size, f.images, reason)
+    return replace(f, reason=reason)
 
 
 def _is_signature_image(a: Attachment, html: str, policy: AttachmentPolicy) -> bool:
     cid = (a.content_id or "").strip().strip("<>").lower()
     return bool(a.inline and cid and a.size <= policy.signature_image_max_bytes and f"cid:{cid}" in html)
-
-
-def _images_in_message(data: bytes, policy: AttachmentPolicy) -> int:
-    """Images inside a forwarded message, with the same signature exemption."""
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
-    leaves = [p for p in message.walk() if not p.is_multipart()]
-    payloads = [(p, p.get_payload(decode=True)) for p in leaves]
-    html = b" ".join(d for p, d in payloads if d and p.get_content_type() == "text/html").decode("latin-1").lower()
-    count = 0
-    for part, data_ in payloads:
-        if not isinstance(data_, bytes) or sniff_type(data_) not in IMAGE_KINDS:
-            continue
-        nested = Attachment(part.get_filename() or "", part.get_content_type(), data_,
-                            inline=(part.get_content_disposition() or "inline") == "inline",
-                            content_id=part.get("Content-ID"))
-        count += not _is_signature_image(nested, html, policy)
-    return count
 
 
 def _request_problem(files: list[FileVerdict], text: str, policy: AttachmentPolicy) -> Reason | None:
@@ -226,6 +369,14 @@ _CFB_STREAMS = (("WordDocument", "doc"), ("Workbook", "xls"), ("Book", "xls"),
                 ("PowerPoint Document", "ppt"), ("__substg1.0_", "msg"))
 _EML_HEAD = re.compile(r"(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*){2,}")
 _EML_FIELDS = re.compile(r"^(from|date|subject|message-id|received|mime-version|return-path):", re.I | re.M)
+# What some clients and mbox files put before a saved message's header: a BOM, blank lines, a `From ` line.
+_LEADER = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n)*(?:From [^\n]*\n)?")
+
+
+def _message_start(data: bytes) -> int:
+    """Where a saved message's first header field would begin."""
+    match = _LEADER.match(data)
+    return match.end() if match else 0
 
 
 def sniff_type(data: bytes) -> str:
@@ -247,7 +398,8 @@ def sniff_type(data: bytes) -> str:
         return _cfb_kind(data)
     if b"%PDF-" in data[:1024]:  # readers accept junk before the header
         return "pdf"
-    return _text_kind(data[:8192])
+    start = _message_start(data)  # a saved message may come after blank lines or an mbox line
+    return _text_kind(data[start:start + 8192] if start < len(data) else data[:8192])
 
 
 def _zip_kind(data: bytes) -> str:

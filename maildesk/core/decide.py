@@ -1,4 +1,11 @@
-"""(triaged mail, ticket context, policy) → the one Decision for an incoming message."""
+"""(triaged mail, ticket context, policy) → the one Decision for an incoming message.
+
+Who may write into a ticket is decided on keys the sender cannot type: the address
+the sender check let through, and its exact lower-case mail domain as the
+organisation (gb1.sev.gov.ru). The organisation named in the request form («МО:»)
+is display data only. A domain that many organisations share (the umbrella domain
+itself, sev.gov.ru) makes no one a colleague.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ class DecidePolicy:
     same_organisation_may_write: bool = True
     notify_refused: bool = False
     agents: tuple[AgentRef, ...] = ()
+    # mail domains that no single organisation owns: never an organisation key
+    shared_domains: tuple[str, ...] = ("sev.gov.ru",)
+    # a mail domain → organisation key, for an organisation with several domains; else the domain itself
+    organisation_domains: tuple[tuple[str, str], ...] = ()
 
 
 def decide(triage: Triage, context: Context, policy: DecidePolicy) -> Decision:
@@ -40,7 +51,7 @@ def decide(triage: Triage, context: Context, policy: DecidePolicy) -> Decision:
 
 def _decide(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
     if t.kind is not MailKind.NORMAL:
-        return _automatic(t, c)
+        return _automatic(t, c, policy)
     if not t.sender_allowed:
         notices = ()
         if policy.notify_refused and t.sender_authenticated and t.sender:
@@ -65,11 +76,21 @@ def _asks_for_list(subject: str) -> bool:
     return bool(_LIST_SUBJECTS.match(subject))
 
 
-def _automatic(t: Triage, c: Context) -> Decision:
-    """Bounces and auto-replies never create tickets, never get answers, never reset clocks."""
+def _automatic(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
+    """Bounces and auto-replies never create tickets, never get answers, never reset clocks.
+
+    They are recorded on a ticket only when they prove which one (a bounce of mail we
+    sent, a reply to a Message-ID we minted) or come from someone who may write into it;
+    anything else, a tag in the subject included, is ignored with the decision recorded.
+    """
     reasons = (t.kind_reason,) if t.kind_reason else ()
-    ticket = c.bounced_ticket if t.kind is MailKind.BOUNCE else (c.ticket.number if c.ticket else None)
-    if t.kind is MailKind.OWN_MAIL or ticket is None:
+    if t.kind is MailKind.OWN_MAIL:
+        return Decision(Outcome.IGNORED, f"automatic.{t.kind.value}", reasons)
+    ticket = _automatic_ticket(t, c, policy)
+    if ticket is None:
+        if c.ticket is not None:
+            why = f"no reference to mail maildesk sent, and the sender may not write into #{c.ticket.number}"
+            reasons += (Reason("automatic.not_recorded", why),)
         return Decision(Outcome.IGNORED, f"automatic.{t.kind.value}", reasons)
     return Decision(
         Outcome.IGNORED, f"automatic.{t.kind.value}.recorded", reasons, ticket=ticket,
@@ -78,13 +99,37 @@ def _automatic(t: Triage, c: Context) -> Decision:
     )
 
 
+def _automatic_ticket(t: Triage, c: Context, policy: DecidePolicy) -> int | None:
+    if t.kind is MailKind.BOUNCE and c.bounced_ticket is not None:
+        return c.bounced_ticket  # the returned mail is one we sent (the store matched our outbox)
+    if c.ticket is None:
+        return None
+    if c.signal is not None and c.signal.signal == "minted":
+        return c.ticket.number  # a MAC-verified Message-ID of our own notification
+    if t.sender_allowed and _may_write(t, c, policy):
+        return c.ticket.number
+    return None
+
+
+def organisation_key(address: str | None, policy: DecidePolicy) -> str | None:
+    """The organisation an authorized address belongs to, from its mail domain; None when unknown."""
+    domain = (address or "").rpartition("@")[2].lower()
+    if not domain or domain in {d.lower() for d in policy.shared_domains}:
+        return None
+    mapped = {k.lower(): v for k, v in policy.organisation_domains}
+    return mapped.get(domain, domain)
+
+
 def _may_write(t: Triage, c: Context, policy: DecidePolicy) -> bool:
     ticket = c.ticket
     assert ticket is not None
     if t.sender_is_agent or t.sender == ticket.requester or t.sender in ticket.participants:
         return True
-    same_org = c.sender_org is not None and c.sender_org == ticket.requester_org
-    return policy.same_organisation_may_write and same_org
+    if not policy.same_organisation_may_write:
+        return False
+    # the requester's address passed the sender check when the ticket was filed; the form's МО never counts
+    own = organisation_key(t.sender, policy)
+    return own is not None and own == organisation_key(ticket.requester, policy)
 
 
 def _refusal_notices(t: Triage) -> tuple[Notice, ...]:

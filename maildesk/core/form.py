@@ -2,10 +2,14 @@
 
 A field is a line starting with its label (optionally numbered or bulleted, any case,
 ё or е, a hint in brackets) followed by a colon, a dash, a tab or the end of the line,
-in which case the value is on the next line. The phone counts as given when it is
-labelled, or when the text holds a recognisable Russian number anywhere (signatures
-included): a full +7/8 number, a city number written 41-72-22, or a short internal
-number right after "тел."/"доб."/"вн.". A missing field never blocks a request.
+in which case the value is on the next line. Besides the variants and typos people
+actually write («Фамилия, имя, отчество», «Телефон для связи», «Дожность»), a label of
+six letters or more may have one letter wrong, missing or extra («Описание ошибкы:»),
+but then only before a colon, a tab or a spaced dash, so that sentences stay text.
+The phone counts as given when it is labelled, or when the text holds a recognisable
+Russian number anywhere (signatures included): a full +7/8 number, a city number
+written 41-72-22, or a short internal number right after "тел."/"доб."/"вн.".
+A missing field never blocks a request.
 """
 
 from __future__ import annotations
@@ -65,22 +69,25 @@ FORM_TEMPLATE = """\
 zip, 7z или rar. Общий размер вложений не более 10 МБ.
 """
 
-_FIO = r"ф\.?\s*и\.?\s*о\.?"
+_FIO = r"(?:ф\.?\s*и\.?\s*о\.?|фамилия[,\s]+имя[,\s]+отчество)"
 # Most specific first: "ФИО пользователя" before "ФИО", "Данные пациента" before "Пациент".
 # Keys ending in "+" are the regulation's combined fields; None marks headings that end a value.
+# The typos and variants are the ones people write in real requests.
 _LABELS: tuple[tuple[str | None, str], ...] = (
     ("user+", _FIO + r"\s+пользовател[яь]\s*,\s*логин"),
     ("user_name", _FIO + r"\s+пользовател[яь]"),
-    ("patient", _FIO + r"\s+пациента|данные\s+(?:о\s+)?пациент[ае]|пациент"),
+    ("patient", _FIO + r"\s+(?:пациента|больного)|данные\s+(?:о\s+)?пациент[ае]|пациент"),
     ("applicant+", r"данные\s+(?:о\s+)?заявител[ея]"),
     ("applicant_name", _FIO + r"(?:\s+(?:заявителя|обратившегося|сотрудника))?"),
-    ("position", r"должность"),
+    ("position", r"(?:занимаемая\s+)?(?:должность|должнось|дожность)"),
     ("organisation", r"(?:наименование\s+)?(?:мо|медицинская\s+организация|мед\.?\s*организация"
-                     r"|организация|учреждение|лпу)"),
-    ("phone", r"(?:контактный\s+)?(?:номер\s+)?(?:телефона?|тел\.?|моб\.?|мобильный(?:\s+телефон)?)"),
-    ("login", r"(?:логин|учетная\s+запись|login)(?:\s+пользователя)?"),
-    ("steps", r"последовательность\s+(?:выполняемых\s+)?действий|шаги(?:\s+воспроизведения)?|порядок\s+действий"),
-    ("error_text", r"описание\s+(?:ошибки|проблемы)|текст\s+ошибки|ошибка"),
+                     r"|организаци[яи](?:\s*/\s*учреждени[яе])?|учреждени[ея]|лпу)|место\s+работы"),
+    ("phone", r"(?:контактный\s+)?(?:номер\s+)?(?:телефона?|тел\.?|моб\.?|мобильный(?:\s+телефон)?)"
+              r"(?:\s+для\s+связи)?"),
+    ("login", r"(?:логин|учетная\s+запись|login)(?:\s+(?:пользователя|в\s+мис|мис))?|имя\s+пользователя"),
+    ("steps", r"последовательность\s+(?:выполняемых\s+)?(?:действий|дейсвий)|шаги(?:\s+воспроизведения)?"
+              r"|порядок\s+действий"),
+    ("error_text", r"описание\s+(?:ошибки|проблемы)|текст\s+(?:сообщения\s+)?об?\s+ошибке|текст\s+ошибки|ошибка"),
     (None, r"данные\s+(?:о\s+)?пользовател[ея]|скриншоты|тема"),
 )
 _LINE = [
@@ -88,6 +95,33 @@ _LINE = [
                      r"(?:[:\-–—\t]|$)(?P<value>.*)$", re.I))
     for key, label in _LABELS
 ]
+# Labels as words, for the one-typo match (labels of six letters or more only): a line
+# must still look like a field, a few words of letters and then a colon, tab or dash.
+_FUZZY_LABELS: tuple[tuple[str, str], ...] = tuple(
+    (key, label) for key, labels in (
+        ("applicant_name", ("фио заявителя", "фамилия имя отчество")),
+        ("position", ("должность",)),
+        ("organisation", ("медицинская организация", "наименование организации", "наименование учреждения",
+                          "организация", "учреждение", "место работы")),
+        ("phone", ("контактный телефон", "телефон", "телефон для связи", "номер телефона")),
+        ("user_name", ("фио пользователя",)),
+        ("login", ("логин пользователя", "учетная запись", "имя пользователя")),
+        ("patient", ("данные пациента", "фио пациента", "фио больного", "пациент")),
+        ("steps", ("последовательность действий", "порядок действий", "шаги воспроизведения")),
+        ("error_text", ("описание ошибки", "описание проблемы", "текст ошибки", "текст сообщения об ошибке",
+                        "ошибка")),
+    ) for label in labels
+    if sum(ch.isalpha() for ch in label) >= 6
+)
+# One edit leaves either the first two or the last two letters of a six-letter label as they
+# were: index the labels by both, so that most lines are ruled out by two dictionary lookups.
+_FUZZY_INDEX: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
+    end: tuple(e for e in _FUZZY_LABELS if end in ("^" + e[1][:2], "$" + e[1][-2:]))
+    for key, label in _FUZZY_LABELS for end in ("^" + label[:2], "$" + label[-2:])
+})
+_WORD = re.compile(r"[^\W\d_]+")
+_FUZZY_LINE = re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?P<label>[^\W\d_]+(?:[ ,/]+[^\W\d_]+){0,4})\s*"
+                         r"(?:\([^)\n]*\))?\s*(?:[:\t]|\s[-–—]\s)(?P<value>.*)$")
 _MULTILINE = frozenset({"steps", "error_text"})
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d \t\-()\u2011\u00a0]{1,20}\d(?!\d)")
 _PHONE_CUE = re.compile(r"(?<!\w)(?:тел|телефона?|моб|доб|вн|внутр|факс)\.?\s*[:.]?\s*$", re.I)
@@ -167,7 +201,32 @@ def _label(line: str) -> tuple[str | None, str] | None:
         match = pattern.match(probe)
         if match:
             return key, line[match.start("value"):]
+    return _near_label(probe, line)
+
+
+def _near_label(probe: str, line: str) -> tuple[str | None, str] | None:
+    """A label written with one typo («Последовательность дейсвий:»), when it is six letters or longer."""
+    match = _FUZZY_LINE.match(probe)
+    if match is None:
+        return None
+    words = " ".join(_WORD.findall(match.group("label").lower()))
+    near = _FUZZY_INDEX.get("^" + words[:2], ()) + _FUZZY_INDEX.get("$" + words[-2:], ())
+    for key, label in near:
+        if _one_edit_apart(words, label):
+            return key, line[match.start("value"):]
     return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Levenshtein distance of at most one, in one pass."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:]
+    return a[i:] == b[i + 1:]
 
 
 def _following(lines: list[str], start: int, multiline: bool) -> str:

@@ -80,8 +80,11 @@ def test_a_restored_backup_has_every_ticket_message_and_attachment(filled: Any, 
     assert report.ok, report
     assert everything(target.database_url) == (tickets, quarantine)
     archive = MailArchive(target.data_dir / "mail")
-    kept = {a["filename"]: archive.get(a["sha256"]) for t in tickets.values() for a in t["attachments"]}
+    kept = {a["filename"]: archive.get(a["sha256"]) for t in tickets.values() for a in t["attachments"]
+            if a["state"] == "kept"}
     assert (kept["report.pdf"], kept["screen.png"], kept["log.txt"]) == (PDF, PNG, LOG)
+    refused = [a for t in tickets.values() for a in t["attachments"] if a["state"] == "refused"]
+    assert refused and all(a["sha256"] == "" for a in refused), "a refused executable is not stored on its own"
     assert all(archive.has(m["raw_sha256"]) for t in tickets.values() for m in t["messages"] if m["raw_sha256"])
     assert all(archive.has(q["raw_sha256"]) for q in quarantine)
     assert (target.data_dir / "secret.key").read_bytes() == (filled.settings.data_dir / "secret.key").read_bytes()
@@ -128,6 +131,39 @@ def test_a_damaged_archive_file_is_reported_and_left_out(filled: Any, tmp_path: 
     report = restore(target_settings(tmp_path, "restored"), tmp_path / "backup")
 
     assert (report.damaged, report.missing, report.ok) == ((sha,), (sha,), False)
+
+
+def test_backup_after_a_retention_purge_restores_cleanly(filled: Any, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from maildesk.adapters.retention import purge_quarantine
+
+    import sqlalchemy as sa
+
+    auto = make_mail(subject="Автоответ: Не открывается карта", headers=[("Auto-Submitted", "auto-replied")])
+    ignored = ingest_bytes(filled, auto)
+    assert ignored.outcome is Outcome.IGNORED
+    [outsider] = [q for q in list_quarantine(filled.engine, None) if q["ticket"] is None]
+    later = filled.deps.clock.now() + timedelta(days=91)
+    assert purge_quarantine(filled.engine, filled.archive, later, 90) >= 1
+    assert not filled.archive.has(outsider["raw_sha256"]), "retention deleted the refused mail's bytes"
+    tickets, quarantine = everything(filled.settings.database_url)
+    assert {q["id"]: q["state"] for q in quarantine}[outsider["id"]] == "purged"
+
+    manifest = backup(filled.settings, tmp_path / "backup")
+    assert outsider["raw_sha256"] not in manifest["archive"]
+    target = target_settings(tmp_path, "restored")
+    report = restore(target, tmp_path / "backup")
+
+    assert (report.missing, report.damaged, report.ok) == ((), (), True), report
+    assert everything(target.database_url) == (tickets, quarantine), "the purged entry's row comes back as it was"
+    engine = make_engine(target.database_url)
+    try:  # the purged mail's idempotency rows came back, so a redelivery is still a duplicate
+        with engine.connect() as conn:
+            keys = {k for (k,) in conn.execute(sa.text("SELECT key FROM processed_mail"))}
+    finally:
+        engine.dispose()
+    assert ignored.key in keys and len(keys) == 6
 
 
 def test_backup_and_restore_commands(filled: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],

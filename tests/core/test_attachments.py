@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from maildesk.core.attachments import AttachmentPolicy, check_attachments, safe_filename, sniff_type
-from maildesk.core.model import Attachment
+from maildesk.core.attachments import AttachmentPolicy, check_attachments, never_stored, safe_filename, sniff_type
+from maildesk.core.model import Attachment, InboundMail
+from maildesk.core.parse import parse
 from tests.core.mailfactory import file, mail
 
 POLICY = AttachmentPolicy()
@@ -382,3 +383,134 @@ def test_stripped_text_is_used_when_given() -> None:
     quoted = mail(text="> Длинное старое письмо с описанием ошибки", attachments=(file("a.docx", DOCX),))
     assert check_attachments(quoted, POLICY, text="").request_reason is not None
     assert check_attachments(quoted, POLICY).request_reason is None
+
+
+# --- forwarded messages, logos and hostile files (audit findings 3-6) --------------------------
+
+
+def _forward(inner: bytes, content_type: str = "message/rfc822", prefix: bytes = b"") -> InboundMail:
+    """A real message forwarding `inner` as an attachment, parsed as ingest parses it."""
+    from email.message import EmailMessage
+
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "ivanova@gb1.sev.gov.ru", "help@miac.sev.gov.ru", "Fwd: скрины"
+    outer.set_content(TEXT)
+    if content_type == "message/rfc822":
+        from email import message_from_bytes, policy
+
+        outer.add_attachment(message_from_bytes(inner, policy=policy.default))
+    else:
+        maintype, _, subtype = content_type.partition("/")
+        outer.add_attachment(prefix + inner, maintype=maintype, subtype=subtype, filename="fwd.eml")
+    return parse(outer.as_bytes())
+
+
+def test_three_forwarded_screenshots_are_three_images() -> None:
+    mail_ = _forward(_message_with_images(3))
+    assert [a.content_type for a in mail_.attachments] == ["message/rfc822"] + ["image/png"] * 3
+    verdict = check_attachments(mail_, POLICY)
+    assert verdict.image_count == 3 and verdict.refused == ()
+
+
+def test_six_forwarded_screenshots_are_refused_and_so_is_their_message() -> None:
+    verdict = check_attachments(_forward(_message_with_images(6)), POLICY)
+    assert verdict.image_count == 6
+    assert codes(verdict) == ["attachment.too_many_images"] * 7
+
+
+def test_a_forwarded_scan_is_counted_once_in_decoded_bytes() -> None:
+    scan = JPEG + bytes(range(256)) * (6 * 1024 * 4)  # 6 MB, about 8 MB once base64-encoded
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["From"], inner["Subject"] = "x@gb2.sev.gov.ru", "Скан"
+    inner.set_content("скан")
+    inner.add_attachment(scan, maintype="image", subtype="jpeg", filename="scan.jpg")
+    mail_ = _forward(inner.as_bytes())
+    assert mail_.attachments[0].size > 8 * 1024 * 1024
+    verdict = check_attachments(mail_, POLICY)
+    assert codes(verdict) == [None, None]
+    assert len(scan) <= verdict.total_bytes < len(scan) + 100
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\r\n", b"\n\n", b"From x@gb2.sev.gov.ru Mon Nov 23 10:00:00 2026\n",
+                                    b"\xef\xbb\xbf"], ids=["plain", "blank line", "blank lines", "mbox", "bom"])
+def test_a_forwarded_message_sent_as_octet_stream_counts_its_images(prefix: bytes) -> None:
+    verdict = check_attachments(_forward(_message_with_images(8), "application/octet-stream", prefix), POLICY)
+    assert [f.kind for f in verdict.files] == ["eml"]
+    assert verdict.image_count == 8 and codes(verdict) == ["attachment.too_many_images"]
+
+
+@pytest.mark.parametrize("prefix", [b"\r\n", b"From a@b Mon Nov 23 10:00:00 2026\n"])
+def test_sniff_skips_what_comes_before_a_saved_message(prefix: bytes) -> None:
+    assert sniff_type(prefix + EML) == "eml"
+
+
+def test_a_forwarded_multipart_bomb_is_refused_without_raising() -> None:
+    bomb = b"From: a@b.c\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+    for i in range(3000):
+        bomb += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+    bomb += b"Content-Type: text/plain\r\n\r\nhi\r\n" + b"".join(b"--b%d--\r\n" % i for i in reversed(range(3000)))
+    verdict = check_attachments(_forward(bomb, "application/octet-stream"), POLICY)
+    [refused] = verdict.files
+    assert refused.reason is not None and refused.reason.code == "attachment.type_not_allowed"
+    assert "not opened" in refused.reason.detail and "deeper" in refused.reason.detail
+
+
+def test_opaque_messages_nested_too_deep_are_refused() -> None:
+    def wrap(inner: bytes) -> bytes:
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"], msg["Subject"] = "a@sev.gov.ru", "fwd"
+        msg.set_content("см.")
+        msg.add_attachment(inner, maintype="application", subtype="octet-stream", filename="in.eml")
+        return msg.as_bytes()
+
+    nested = _message_with_images(1)
+    for _ in range(POLICY.max_nested_messages):
+        nested = wrap(nested)
+    assert codes(check(file("fwd.eml", nested))) == ["attachment.type_not_allowed"]
+    assert codes(check(file("fwd.eml", wrap(wrap(_message_with_images(1)))))) == [None]
+
+
+def test_a_forwarded_executable_refuses_its_message_and_neither_is_stored() -> None:
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["From"], inner["Subject"] = "x@gb2.sev.gov.ru", "Программа"
+    inner.set_content("вот")
+    inner.add_attachment(PE, maintype="application", subtype="octet-stream", filename="setup.exe")
+    mail_ = _forward(inner.as_bytes())
+    verdict = check_attachments(mail_, POLICY)
+    assert codes(verdict) == ["attachment.executable", "attachment.executable"]
+    assert "setup.exe" in verdict.files[0].reason.detail  # type: ignore[union-attr]
+    assert never_stored(mail_, verdict.refused) == {0, 1}
+    opaque = check(file("fwd.eml", inner.as_bytes()))
+    assert codes(opaque) == ["attachment.executable"]
+
+
+def test_never_stored_finds_executables_even_unchecked() -> None:
+    assert never_stored(mail(attachments=(file("a.pdf", PDF), file("photo.jpg", PE)))) == {1}
+
+
+def logos(n: int) -> tuple[list[Attachment], str]:
+    files = [file(f"image{i:03}.png", PNG, "image/png", inline=True, content_id=f"<image{i:03}.png@01D9>")
+             for i in range(n)]
+    return files, "<p>Ошибка</p>" + "".join(f'<img src="cid:image{i:03}.png@01D9">' for i in range(n))
+
+
+def test_at_most_two_signature_logos_are_exempt() -> None:
+    files, html = logos(2)
+    assert check(*pngs(5), *files, html=html).image_count == 5
+    files, html = logos(3)
+    verdict = check(*pngs(5), *files, html=html)
+    assert verdict.image_count == 6 and "attachment.too_many_images" in codes(verdict)
+    files, html = logos(20)
+    assert check(*files, html=html).image_count == 18
+
+
+def test_logos_in_a_forwarded_message_share_the_cap() -> None:
+    files, html = logos(2)
+    forwarded = _message_with_images(0, logo=True)
+    assert check(file("", forwarded, "message/rfc822"), *files, html=html).image_count == 1

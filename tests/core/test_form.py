@@ -232,3 +232,49 @@ def test_template_and_labels_cover_every_field() -> None:
     assert set(POLICY.required) <= set(FIELD_LABELS)
     assert all(re.search(r"[А-Яа-я]", label) for label in FIELD_LABELS.values())
     assert "10 МБ" in FORM_TEMPLATE
+
+
+VARIANTS = [
+    # labels people write besides the regulation's own (audit finding 8)
+    ("Фамилия, имя, отчество: Иванова Мария", "applicant_name", "Иванова Мария"),
+    ("Фамилия Имя Отчество: Иванова", "applicant_name", "Иванова"),
+    ("Телефон для связи: 2-15", "phone", "2-15"),
+    ("Должнось: медсестра", "position", "медсестра"),
+    ("Дожность: врач", "position", "врач"),
+    ("Последовательность дейсвий: открыть карту", "steps", "открыть карту"),
+    ("Наименование организации/учреждения: ГБ №1", "organisation", "ГБ №1"),
+    ("Наименование организации: ГБ №1", "organisation", "ГБ №1"),
+    ("Место работы: ГБ №1", "organisation", "ГБ №1"),
+    ("Логин в МИС: petrov_pp", "login", "petrov_pp"),
+    ("Имя пользователя: petrov_pp", "login", "petrov_pp"),
+    ("ФИО больного: Сидоров С.С.", "patient", "Сидоров С.С."),
+    ("Текст сообщения об ошибке: Object reference not set", "error_text", "Object reference not set"),
+    # one letter wrong, missing or extra in a label of six letters or more
+    ("Описание ошибкы: Шаблона не существует", "error_text", "Шаблона не существует"),
+    ("Последоватльность действий: открыть", "steps", "открыть"),
+    ("Контактный телефн: 41-72-22", "phone", "41-72-22"),
+    ("Учетная запис: petrov_pp", "login", "petrov_pp"),
+    ("Должжность - врач", "position", "врач"),
+    # ordinary lines stay text: short labels are exact, typos need a colon, tab or spaced dash
+    ("Логн: petrov", None, None),
+    ("Должнось врача не указана в карте", None, None),
+    ("Решение вопроса: перезагрузка не помогла", None, None),
+    ("Отделение: терапия", None, None),
+    ("Организатор: Петров", None, None),
+    ("Пациентка: Иванова", None, None),
+    ("Сообщение: не найдено", None, None),
+]
+
+
+@pytest.mark.parametrize("text, key, value", VARIANTS)
+def test_label_variants_and_typos(text: str, key: str | None, value: str | None) -> None:
+    assert fields(text) == ({key: value} if key else {})
+
+
+def test_a_filled_form_with_typos_is_complete() -> None:
+    text = ("Фамилия, имя, отчество: Иванова Мария Петровна\nДожность: медсестра\nМесто работы: ГБ №1\n"
+            "Телефон для связи: 2-15\nЛогин в МИС: ivanova\nПоследовательность дейсвий:\n1. Открыть карту\n\n"
+            "Текст сообщения об ошибке: Ошибка доступа")
+    result = read_form(text, "Ошибка", FormPolicy(required=ALL_FIELDS[:4] + ("login", "steps", "error_text")))
+    assert result.missing == ()
+    assert result.fields["steps"] == "1. Открыть карту"

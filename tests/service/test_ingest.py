@@ -221,3 +221,167 @@ def test_one_mail_to_two_help_addresses_is_one_ticket(make_app: Any) -> None:
     assert ingest_bytes(app, raw, "imap:help").outcome is Outcome.CREATED
     assert ingest_bytes(app, b"Delivered-To: it@miac.sev.gov.ru\r\n" + raw, "imap:it").outcome is Outcome.DUPLICATE
     assert len(list_tickets(app.engine, TicketFilter())) == 1
+
+
+# --- audit findings: organisation, automatic mail, hostile files, idempotency -------------------
+
+
+GB1 = "ГБУЗС «Городская больница № 1»"
+
+
+def _reply(number: int, sender: str, body: str = "Закройте заявку, всё работает.", **kw: Any) -> bytes:
+    return make_mail(sender=sender, sender_name="Чужой", subject=f"Re: [СТП #{number}] Не открывается карта",
+                     body=body, **kw)
+
+
+def test_an_organisation_typed_in_the_form_gives_no_right_to_write(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    assert show_ticket(app.engine, created.ticket)["organisation"] == GB1
+    own = ingest_bytes(app, make_mail(sender="evil@gb7.sev.gov.ru", sender_name="Чужой", subject="Принтер",
+                                      body=f"Не печатает принтер.\nМО: {GB1}\nТелефон: +7 978 000 00 00"))
+    assert show_ticket(app.engine, own.ticket)["organisation"] == GB1, "the form's МО stays display data"
+    attack = ingest_bytes(app, _reply(created.ticket, "evil@gb7.sev.gov.ru"))
+    assert attack.outcome is Outcome.CREATED and attack.rule == "thread.not_permitted"
+    assert show_ticket(app.engine, attack.ticket)["linked_ticket"] == created.ticket
+    assert len(show_ticket(app.engine, created.ticket)["messages"]) == 1
+
+
+def test_a_colleague_at_the_same_mail_domain_may_write(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    result = ingest_bytes(app, _reply(created.ticket, "petrova@gb1.sev.gov.ru", "Дополняю: код ошибки 403."))
+    assert (result.outcome, result.ticket) == (Outcome.APPENDED, created.ticket)
+
+
+def test_same_domain_writes_only_when_configured(make_app: Any) -> None:
+    app = make_app(senders={"same_organisation_may_write": False})
+    created = ingest_bytes(app, eml("new_request.eml"))
+    result = ingest_bytes(app, _reply(created.ticket, "petrova@gb1.sev.gov.ru", "Дополняю: код ошибки 403."))
+    assert result.outcome is Outcome.CREATED and result.ticket != created.ticket
+
+
+def test_the_shared_umbrella_domain_makes_no_colleagues(app: Any) -> None:
+    created = ingest_bytes(app, make_mail(sender="ivanova@sev.gov.ru"))
+    result = ingest_bytes(app, _reply(created.ticket, "petrov@sev.gov.ru"))
+    assert result.outcome is Outcome.CREATED and result.ticket != created.ticket
+
+
+def test_an_auto_reply_from_a_refused_domain_is_not_recorded_on_the_ticket(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    ooo = make_mail(sender="attacker@evil.example", sender_name="Evil", subject=f"Автоответ: [СТП #{created.ticket}] x",
+                    body="Перейдите по ссылке http://evil.example/login", headers=[("Auto-Submitted", "auto-replied")])
+    result = ingest_bytes(app, ooo)
+    assert (result.outcome, result.ticket, result.rule) == (Outcome.IGNORED, None, "automatic.auto_reply")
+    assert "automatic.not_recorded" in [r.code for r in result.reasons]
+    assert len(show_ticket(app.engine, created.ticket)["messages"]) == 1
+    assert list_quarantine(app.engine) == []
+
+
+def test_an_auto_reply_from_an_outsider_with_a_tag_is_not_recorded(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    ooo = _reply(created.ticket, "evil@gb7.sev.gov.ru", "Я в отпуске.", headers=[("Auto-Submitted", "auto-replied")])
+    assert ingest_bytes(app, ooo).ticket is None
+    assert len(show_ticket(app.engine, created.ticket)["messages"]) == 1
+
+
+def test_an_auto_reply_to_our_minted_message_id_is_recorded(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    notice = _to(deliver(app), REQUESTER)[0]
+    ooo = make_mail(sender="deputy@gb7.sev.gov.ru", subject="Автоответ: " + notice["Subject"], body="В отпуске.",
+                    in_reply_to=notice["Message-ID"].strip("<>"), headers=[("Auto-Submitted", "auto-replied")])
+    result = ingest_bytes(app, ooo)
+    assert (result.outcome, result.ticket) == (Outcome.IGNORED, created.ticket)
+    assert show_ticket(app.engine, created.ticket)["messages"][-1]["kind"] == "auto_reply"
+
+
+def test_a_bounce_quoting_a_requesters_message_id_is_not_recorded(app: Any) -> None:
+    created = ingest_bytes(app, eml("new_request.eml"))
+    bounce = make_mail(sender="MAILER-DAEMON@mx.evil.example", sender_name="Mail Delivery System",
+                       subject="Undelivered Mail", body="Message-ID: <0f3c2a1b9e8d4c7b@gb1.sev.gov.ru>\nuser unknown")
+    result = ingest_bytes(app, bounce, mail_from="")
+    assert (result.outcome, result.ticket) == (Outcome.IGNORED, None)
+    assert len(show_ticket(app.engine, created.ticket)["messages"]) == 1
+
+
+def test_same_message_id_and_body_from_another_sender_is_another_message(app: Any) -> None:
+    body = "Не печатает принтер.\nТелефон: +7 978 111 22 33\n"
+    first = ingest_bytes(app, make_mail(message_id="same@gb1.sev.gov.ru", subject="Принтер", body=body))
+    second = ingest_bytes(app, make_mail(message_id="same@gb1.sev.gov.ru", subject="Сканер", body=body,
+                                         sender="petrova@gb2.sev.gov.ru", sender_name="Петрова"))
+    assert (first.outcome, second.outcome) == (Outcome.CREATED, Outcome.CREATED)
+    assert show_ticket(app.engine, second.ticket)["messages"][0]["decision"]["message_id_reused"] is True
+
+
+def test_trace_headers_do_not_change_the_key(app: Any) -> None:
+    raw = eml("new_request.eml")
+    relayed = (b"Received: from mx2 by imap.sev.gov.ru; Mon, 23 Nov 2026 10:00:00 +0300\r\n"
+               b"X-Original-To: help@miac.sev.gov.ru\r\nAuthentication-Results: mx; dmarc=pass\r\n"
+               + raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    assert ingest_bytes(app, raw, "smtp").outcome is Outcome.CREATED
+    assert ingest_bytes(app, relayed, "imap:main").outcome is Outcome.DUPLICATE
+
+
+PE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
+
+
+def test_a_refused_executable_is_listed_but_its_bytes_are_not_archived(app: Any) -> None:
+    import hashlib
+
+    result = ingest_bytes(app, make_mail(attachments=[("photo.jpg", "image/jpeg", PE)]))
+    [att] = show_ticket(app.engine, result.ticket)["attachments"]
+    assert (att["filename"], att["size"], att["state"], att["sha256"]) == ("photo.jpg", len(PE), "refused", "")
+    assert "executable" in att["reason"]
+    assert not app.archive.has(hashlib.sha256(PE).hexdigest())
+    [entry] = list_quarantine(app.engine)
+    shown = app.store.quarantine_entry(entry["id"])
+    assert [(f["filename"], f["size"]) for f in shown["files"]] == [("photo.jpg", len(PE))]
+    assert app.archive.get(entry["raw_sha256"]).count(b"photo.jpg") >= 1, "the raw message keeps it"
+
+
+def test_a_forwarded_message_holding_an_executable_is_refused_whole(app: Any) -> None:
+    inner = make_mail(sender="x@gb2.sev.gov.ru", subject="Программа", body="вот",
+                      attachments=[("setup.exe", "application/x-msdownload", PE)])
+    raw = make_mail(body="Пересылаю письмо коллеги.\nТелефон: +7 978 111 22 33",
+                    attachments=[("fwd.eml", "message/rfc822", inner)])
+    result = ingest_bytes(app, raw)
+    atts = show_ticket(app.engine, result.ticket)["attachments"]
+    assert [(a["state"], a["sha256"]) for a in atts] == [("refused", ""), ("refused", "")]
+
+
+def test_a_forwarded_multipart_bomb_is_refused_not_a_crash(app: Any) -> None:
+    bomb = b"From: a@b.c\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+    for i in range(3000):
+        bomb += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+    bomb += b"Content-Type: text/plain\r\n\r\nhi\r\n" + b"".join(b"--b%d--\r\n" % i for i in reversed(range(3000)))
+    raw = make_mail(body="Пересылаю письмо.\nТелефон: +7 978 111 22 33",
+                    attachments=[("fwd.eml", "application/octet-stream", bomb)])
+    result = ingest_bytes(app, raw)
+    assert result.outcome is Outcome.CREATED
+    [att] = show_ticket(app.engine, result.ticket)["attachments"]
+    assert att["state"] == "refused" and "not opened" in att["reason"]
+
+
+def test_a_failure_in_the_pure_steps_quarantines_the_message(app: Any, monkeypatch: Any) -> None:
+    import maildesk.service.ingest as ingest_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(ingest_module, "triage", broken)  # a bug a hostile message might find
+    raw = make_mail()
+    result = ingest_bytes(app, raw)
+    assert result.outcome is Outcome.QUARANTINED
+    [entry] = list_quarantine(app.engine)
+    assert entry["reason"] == "ingest.failed" and "triage: RecursionError" in entry["detail"]
+    assert app.archive.get(entry["raw_sha256"]) == raw
+
+
+def test_a_failure_while_applying_quarantines_the_message(app: Any, monkeypatch: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("unreadable")
+
+    monkeypatch.setattr(app.deps.composer, "compose", broken)
+    result = ingest_bytes(app, make_mail())
+    assert result.outcome is Outcome.QUARANTINED and result.ticket is None
+    [entry] = list_quarantine(app.engine)
+    assert entry["reason"] == "ingest.failed" and "apply: KeyError" in entry["detail"]
+    assert list_tickets(app.engine, TicketFilter()) == []
