@@ -6,6 +6,12 @@ Domains are compared as exact ASCII, lower-cased; nothing is IDNA- or NFKC-norma
 because that is what turns a look-alike (Cyrillic `ѕеv.gоv.ru`, fullwidth letters)
 into the real domain. A trailing dot (`sev.gov.ru.`) is refused rather than
 normalised: no mail client writes one, so it is a probe, not a typo.
+
+`Authentication-Results` is read as written (parse keeps that field undecoded): a
+value holding an encoded-word, a control character or a non-ASCII byte was not
+written by our relay. It is ignored when its authserv-id is plainly someone else's;
+when decoding or dropping those characters would make it read as ours, the check
+fails closed (`sender.auth_unparseable`), because some other reader might take it so.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from maildesk.core.headers_decode import decode_header_text
 from maildesk.core.model import Envelope, InboundMail, Reason
 
 
@@ -65,10 +72,14 @@ def sender_address(mail: InboundMail) -> str | Reason:
         return Reason("sender.no_from", "no From mailbox")
     if len(values) > 1:
         return Reason("sender.multiple_from", f"{len(values)} From header fields")
+    if "from.after-broken-header-line" in mail.defects:
+        return Reason("sender.no_from", "the From field follows a broken header line: a mail server reads it as body")
     if any(_FROM_DEFECT.match(d) for d in mail.defects):
         return Reason("sender.header_defect", "the parser reported a defect in the From field")
     if len(mail.from_) > 1:
         return Reason("sender.several_mailboxes", f"From lists {len(mail.from_)} mailboxes")
+    if "=?" in mail.from_[0].email:  # the field as written is decoded text: the word shows only here
+        return Reason("sender.encoded_word", "encoded-word inside the address")
     split = _split_mailbox(values[0])
     if isinstance(split, Reason):
         return split
@@ -173,7 +184,15 @@ def _authentication(mail: InboundMail, domain: str, policy: SenderPolicy) -> Rea
     serv = policy.authserv_id.strip().lower()
     if policy.authentication != "trusted-relay" or not serv:
         return Reason("sender.auth_misconfigured", "authentication mode or authserv-id not configured")
-    ours = [v for v in mail.header_all("Authentication-Results") if _authserv(v) == serv]
+    ours = []
+    for value in mail.header_all("Authentication-Results"):
+        value = _FOLD.sub("", value)
+        if _plain(value):
+            if _authserv(value) == serv:
+                ours.append(value)
+        elif serv in _readings(value):
+            return Reason("sender.auth_unparseable", f"Authentication-Results that could pass for {serv} "
+                          "holds encoded-words, control or non-ASCII characters")
     if not ours:
         return Reason("sender.auth_missing", f"no Authentication-Results from {serv}")
     if len(ours) > 1:
@@ -190,6 +209,27 @@ def _authentication(mail: InboundMail, domain: str, policy: SenderPolicy) -> Rea
     if header_from != domain:
         return Reason("sender.auth_mismatch", f"dmarc passed for {header_from or '(none)'}, not {domain}")
     return None
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_PLAIN = re.compile(r"[\t\x20-\x7e]*\Z")
+
+
+def _plain(value: str) -> bool:
+    """Printable ASCII (and tabs) only, and no encoded-word: what an MTA writes into this field."""
+    return bool(_PLAIN.match(value)) and "=?" not in value
+
+
+def _readings(value: str) -> set[str]:
+    """The authserv-ids a lenient reader could see in a value that is not plain."""
+    decoded = decode_header_text(value.encode("latin-1", "replace"))
+    texts = (
+        value,
+        re.sub(r"[^\x21-\x7e \t]", "", value),  # controls and non-ASCII dropped
+        decoded,
+        unicodedata.normalize("NFKC", decoded),
+    )
+    return {_authserv(t) for t in texts}
 
 
 def _authserv(value: str) -> str:

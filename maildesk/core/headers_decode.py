@@ -187,18 +187,34 @@ def _source(tok: _Token) -> str:
 
 
 def _phrase(tokens: Iterable[_Token], hint: Hints) -> str:
-    """A display name from phrase tokens: quotes removed, encoded-words decoded and joined."""
+    """A display name from phrase tokens: quotes removed, encoded-words decoded and joined.
+
+    A run of tokens that are each one whole encoded-word is decoded as one value, so
+    that adjacent words of one charset are joined before decoding (as for Subject):
+    a character whose bytes the sender's mailer split over two words comes out whole.
+    """
     parts: list[str] = []
-    last_was_word = False
+    run: list[str] = []  # source texts of consecutive encoded-word tokens, not yet decoded
+
+    def flush() -> None:
+        if run:
+            parts.append(_decode_words(" ".join(run).encode("utf-8", "surrogateescape"), hint))
+            run.clear()
+
     for tok in tokens:
         text = _unescape(tok.text) if tok.kind in ("quoted", "comment") else _source(tok)
-        is_word = bool(_TEXT_EW.fullmatch(text.strip()))
-        if _TEXT_EW.search(text) and (is_word or tok.kind != "atom"):
+        if _TEXT_EW.fullmatch(text.strip()):
+            if parts and tok.space_before and not run:
+                parts.append(" ")
+            run.append(text.strip())
+            continue
+        flush()
+        if _TEXT_EW.search(text) and tok.kind != "atom":
             text = _decode_words(text.encode("utf-8", "surrogateescape"), hint)
-        if parts and tok.space_before and not (is_word and last_was_word):
+        if parts and tok.space_before:
             parts.append(" ")
         parts.append(text)
-        last_was_word = is_word
+    flush()
     return clean_header_text("".join(parts)).strip()
 
 
@@ -244,12 +260,42 @@ def _items(tokens: list[_Token]) -> list[list[_Token]]:
     return [item for item in items if item]
 
 
+# In an addr-spec as written: bytes that no address has and that the decoded text would lose
+# (controls, DEL) or turn into something else (8-bit bytes read in a guessed charset).
+_UNSAFE_SPEC = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\xff]")
+
+
+def _unsafe_spec_bytes(raw: bytes) -> bool:
+    """Whether an addr-spec in the field, as written, holds control, DEL or 8-bit bytes.
+
+    Read on the raw bytes (folds removed, nothing else; Latin-1 maps each byte to one
+    character) because the decoded value has control characters dropped:
+    `a@sev.gov.r\x01u` must not become `a@sev.gov.ru`.  The addr-spec is the angle
+    text of a member, or the whole member without comments when it has no angle.
+    """
+    if not _UNSAFE_SPEC.search(raw.decode("latin-1")):
+        return False
+    tokens, _ = _tokens(_FOLD.sub(b"", raw).decode("latin-1"))
+    for item in _items(tokens):
+        angles = [t for t in item if t.kind == "angle"]
+        spec = angles if angles else [t for t in item if t.kind != "comment"]
+        if any(_UNSAFE_SPEC.search(t.text) for t in spec):
+            return True
+    return False
+
+
 def parse_address_list(raw: bytes, hint: Hints = None) -> tuple[tuple[Address, ...], tuple[str, ...]]:
-    """Every mailbox in an address header, and defect codes for members that hold none."""
+    """Every mailbox in an address header, and defect codes for members that hold none.
+
+    `address-bytes` says an addr-spec as written holds control, DEL or 8-bit bytes
+    (see `_unsafe_spec_bytes`); the address is still returned as decoded, for display.
+    """
     value = decode_bytes(unfold(raw), None, hint)[0] if not raw.isascii() else unfold(raw).decode("ascii")
     tokens, closed = _tokens(value)
     found: list[Address] = []
     defects: list[str] = [] if closed else ["unbalanced"]
+    if _unsafe_spec_bytes(raw):
+        defects.append("address-bytes")
     for item in _items(tokens):
         address, defect = _mailbox(item, hint)
         if address is not None:

@@ -15,6 +15,23 @@ Who does what:
   the message as a whole: it names unnamed attachments at random (not pure),
   logs, applies NFC to text, re-serialises attached messages (so their bytes
   change), and recurses through the stdlib parser on nested multiparts.
+
+Header values in `InboundMail.headers` are decoded text, with one exception:
+`Authentication-Results` is kept as written (folds removed, each byte one Latin-1
+character, no RFC 2047 decoding, no control characters dropped).  Decoding is what
+let `=?us-ascii?q?mx.sev.gov.ru=3B_dmarc=3Dpass…?=` or `m\x01x.sev.gov.ru; …` pass
+for our relay's stamp; `authorize` now sees what the relay and a person would see.
+
+The From field is strict where a mail server is: a From field that follows a line
+which is neither a field nor a fold is read (for display, and for an admin's release)
+but marked `from.after-broken-header-line`, and authorize treats it as no From: an MTA
+takes that line as the start of the body.  An addr-spec holding control, DEL or 8-bit
+bytes is marked `from.address-bytes` (the decoded text would have hidden them).
+
+TNEF (`winmail.dat`, application/ms-tnef) is not unpacked: the one Python library,
+tnefparse, has had no release since 1.4.0 (January 2021), and parsing an undocumented
+binary format from strangers inside the daemon needs a maintained parser.  The file is
+kept as an ordinary attachment; the attachment rules judge it like any other file.
 """
 
 from __future__ import annotations
@@ -59,6 +76,10 @@ _MAX_DATE_FIELD = 1024
 _ADDRESS_FIELDS = {"from", "to", "cc", "reply-to"}
 
 _HEAD_END = re.compile(rb"\n\r?\n")
+_FIELD_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+_FROM_FIELD = re.compile(rb"from[ \t]*:", re.I)
+_AUTH_RESULTS = "authentication-results"
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
 @dataclass(frozen=True)
@@ -151,7 +172,39 @@ def _bounded(fields: list[tuple[str, bytes]], defects: list[str]) -> list[tuple[
     return out
 
 
-def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: Found, defects: list[str]) -> InboundMail:
+def _from_after_broken_line(raw: bytes) -> bool:
+    """Whether a From field of the top header block comes after a line that is neither a field nor a fold.
+
+    `mime_tree.read_head` is lenient there (banner lines are skipped, a stray line is
+    folded into the field above); a mail server is not: its header block ends at that
+    line, and what follows, the From field included, is body text.
+    """
+    pos = raw.find(b"\n") + 1 if raw.startswith(b"From ") else 0  # mbox separator line
+    broken = False
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        end = len(raw) if nl < 0 else nl
+        line = raw[pos:end].rstrip(b"\r")
+        if not line:
+            return False
+        if _FIELD_LINE.match(line):
+            if broken and _FROM_FIELD.match(line):
+                return True
+        elif line[0] not in b" \t":
+            broken = True
+        pos = end + 1
+    return False
+
+
+def _header_value(name: str, value: bytes, hint: Hints) -> str:
+    """A header value for `InboundMail.headers`: decoded text, or for Authentication-Results as written."""
+    if name.lower() == _AUTH_RESULTS:
+        return _FOLD.sub(b"", value).decode("latin-1")
+    return decode_header_text(value, hint)
+
+
+def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: Found, defects: list[str],
+          from_trusted: bool = True) -> InboundMail:
     fields = _bounded(fields, defects)
     by_name: dict[str, list[bytes]] = {}
     for name, value in fields:
@@ -160,6 +213,8 @@ def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: Found, defects: l
         defects.append("from.multiple-headers")
     elif "from" not in by_name:
         defects.append("from.missing")
+    elif not from_trusted:
+        defects.append("from.after-broken-header-line")
     message_ids = _ids(by_name.get("message-id", [])[:1])
     pieces = [p for p in found.pieces if p.text.strip() or p.html]
     html = "\n".join(p.html for p in pieces if p.html) or None
@@ -176,7 +231,7 @@ def _mail(fields: list[tuple[str, bytes]], hint: Hints, found: Found, defects: l
         text="\n\n".join(p.text.strip("\n") for p in pieces if p.text.strip()),
         html=clean_text(html) if html else None,
         attachments=tuple(found.attachments),
-        headers=tuple((name, decode_header_text(value, hint)) for name, value in fields),
+        headers=tuple((name, _header_value(name, value, hint)) for name, value in fields),
         defects=tuple(dict.fromkeys(defects + found.defects)),
         content_type="text/html" if any(p.source == "text/html" for p in pieces) else "text/plain",
     )
@@ -186,14 +241,14 @@ def _parse(raw: bytes) -> InboundMail:
     root, _ = build_tree(raw, _HARD_MAX_DEPTH, _HARD_MAX_PARTS)
     hint = _charset_hint(root)
     found = collect(root, hint)
-    return _mail(root.fields, hint, found, [])
+    return _mail(root.fields, hint, found, [], not _from_after_broken_line(raw))
 
 
 def _degraded(raw: bytes, failure: str) -> InboundMail:
     """Headers only, when the body could not be taken apart."""
     try:
         fields, _, defects = read_head(raw, 0, len(raw), True)
-        return _mail(fields, (), Found(), [failure, *defects])
+        return _mail(fields, (), Found(), [failure, *defects], not _from_after_broken_line(raw))
     except Exception as exc:
         return InboundMail(
             message_id=None, subject="", from_=(), to=(), cc=(), reply_to=(), in_reply_to=(),

@@ -1,4 +1,10 @@
-"""Releasing a quarantined message: process its archived bytes again with the sender check waived."""
+"""Releasing a quarantined message: process its archived bytes again with the sender check waived.
+
+Waived means let in as a requester's mail: a sender that did not pass every check (a
+failed DMARC from an agent's address is the forgery case) is never taken for an agent,
+so its command lines are not run (`triage.authorize_sender`).  A message held because
+parse() could read it only partly (`parse.failed`) becomes a ticket from what was read.
+"""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ CORPUS = corpus_dir()
 BOXES = sorted(CORPUS.glob("*.box")) if CORPUS.is_dir() else []
 
 # The project's own suite must pass where the corpus is not installed: collect nothing.
-collect_ignore_glob = [] if BOXES else ["test_*.py"]
+# A folder that exists is tested, even an empty one (test_the_whole_corpus_is_there fails).
+collect_ignore_glob = [] if CORPUS.is_dir() else ["test_*.py"]
 
 
 @pytest.fixture(scope="session")

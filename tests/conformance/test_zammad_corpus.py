@@ -25,6 +25,7 @@ from maildesk.core.model import InboundMail
 from maildesk.core.parse import check_limits, format_address_list, parse
 
 FIELDS = ("subject", "from_email", "from_display_name", "to", "cc")
+EXPECTED_BOXES = 106  # the whole corpus: a folder with fewer is a broken copy, and must not pass as a smaller one
 
 _NO_MAILBOX = "holds no RFC 5322 mailbox; maildesk yields no Address rather than guess one for the authorizer"
 _REPLY_TO = "has no usable From mailbox; Zammad falls back to Reply-To, maildesk must not (authorization reads From)"
@@ -162,6 +163,12 @@ def test_every_snapshot_attachment_is_found(box: Path) -> None:
             assert not found, f"stale exception, maildesk now finds it: {reason}"
         else:
             assert found, f"missing attachment {attachment['filename']!r}"
+
+
+def test_the_whole_corpus_is_there(corpus: Path) -> None:
+    boxes = sorted(corpus.glob("*.box"))
+    assert len(boxes) == EXPECTED_BOXES, f"{len(boxes)} .box files in {corpus}, expected {EXPECTED_BOXES}"
+    assert [b.name for b in boxes if not b.with_suffix(".yml").is_file()] == [], "every box has its snapshot"
 
 
 def test_exceptions_name_corpus_files(corpus: Path) -> None:

@@ -7,6 +7,8 @@ import pytest
 
 from maildesk.core.authorize import SenderPolicy, authorize, sender_address
 from maildesk.core.model import Address, Reason
+from maildesk.core.parse import parse
+from maildesk.core.triage import TriagePolicy, triage
 from tests.core.mailfactory import envelope, mail
 
 POLICY = SenderPolicy(agents=("Petrov@SevMiac.ru",))
@@ -218,3 +220,101 @@ ENVELOPE_CASES = [
 def test_envelope_match(name: str, mail_from: str | None, policy: SenderPolicy, code: str | None) -> None:
     result = authorize(mail(), envelope(mail_from), policy)
     assert (result.allowed, result.reason.code if result.reason else None) == (code is None, code)
+
+
+# --- through parse(): the From field and Authentication-Results as they arrive ---------------
+
+
+def raw_mail(from_value: bytes, *results: bytes, extra: bytes = b"") -> bytes:
+    fields = b"".join(b"Authentication-Results: " + r + b"\r\n" for r in results)
+    return (b"Received: from mx.sev.gov.ru by desk\r\n" + fields + b"From: " + from_value + b"\r\n"
+            b"To: help@miac.sev.gov.ru\r\nSubject: test\r\nMessage-ID: <t1@sev.gov.ru>\r\n" + extra +
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nbody\r\n")
+
+
+RAW_FROM_CASES: list[tuple[str, bytes, str | None]] = [
+    # (id, From value as written, reason code; None when allowed)
+    ("plain", b"Ivanova <ivanova@sev.gov.ru>", None),
+    ("encoded name split mid-character", b"=?UTF-8?B?0Jg=?= =?UTF-8?B?0LLQsNC90L7QstCw?= <ivanova@sev.gov.ru>", None),
+    ("raw windows-1251 name", b"\xc8\xe2\xe0\xed\xee\xe2\xe0 <ivanova@sev.gov.ru>", None),
+    ("control byte in the domain", b"a@sev.gov.r\x01u", "sender.header_defect"),
+    ("control byte in the angle", b"Ivanova <a@sev.gov.r\x01u>", "sender.header_defect"),
+    ("DEL in the domain", b"a@sev.gov\x7f.ru", "sender.header_defect"),
+    ("8-bit byte read as a C1 control", b"a@sev.gov.r\x85u", "sender.header_defect"),
+    ("NUL in the local part", b"iva\x00nova@sev.gov.ru", "sender.header_defect"),
+    ("bare CR in the domain", b"a@sev.gov.r\ru", "sender.header_defect"),
+    ("raw UTF-8 look-alike domain", b"ivanova@s\xd0\xb5v.gov.ru", "sender.header_defect"),
+    ("encoded-word as the local part", b"<=?utf-8?q?admin?=@sev.gov.ru>", "sender.encoded_word"),
+    ("encoded-word as the whole address", b"=?utf-8?q?admin=40sev.gov.ru?=", "sender.no_from"),
+    ("encoded name showing an address", b"=?utf-8?q?admin=40sev.gov.ru?= <evil@x.example>",
+     "sender.display_name_address"),
+    ("encoded bidi override in the name", b"=?utf-8?b?4oCu0LDQvdCw0LLQvtC90Lg=?= <ivanova@sev.gov.ru>",
+     "sender.display_name_control"),
+    ("control byte in the name is dropped", b"Iva\x01nova <ivanova@sev.gov.ru>", None),
+    ("comment", b"ivanova@sev.gov.ru (Ivanova)", "sender.comment"),
+    ("group", b"Otdel: ivanova@sev.gov.ru;", "sender.group"),
+]
+
+
+@pytest.mark.parametrize("name, value, code", RAW_FROM_CASES, ids=[c[0] for c in RAW_FROM_CASES])
+def test_from_field_through_parse(name: str, value: bytes, code: str | None) -> None:
+    result = authorize(parse(raw_mail(value)), envelope(None), POLICY)
+    assert (result.allowed, result.reason.code if result.reason else None) == (code is None, code)
+    if code is None:
+        assert result.address == ME
+
+
+def test_from_after_a_broken_header_line_through_parse() -> None:
+    raw = b"Subject: s\r\nGARBAGE\r\nFrom: ivanova@sev.gov.ru\r\n\r\nbody\r\n"
+    result = authorize(parse(raw), envelope(None), POLICY)
+    assert (result.allowed, result.reason.code if result.reason else None) == (False, "sender.no_from")
+
+
+GOOD = b"mx.sev.gov.ru; dmarc=pass header.from=sev.gov.ru"
+RAW_AUTH_CASES: list[tuple[str, tuple[bytes, ...], bool, str | None]] = [
+    # (id, Authentication-Results values as written, authenticated, reason code)
+    ("pass", (GOOD,), True, None),
+    ("pass, folded", (b"mx.sev.gov.ru;\r\n\tdmarc=pass\r\n header.from=sev.gov.ru",), True, None),
+    ("forged as one encoded-word", (b"=?us-ascii?q?mx.sev.gov.ru=3B_dmarc=3Dpass_header.from=3Dsev.gov.ru?=",),
+     False, "sender.auth_unparseable"),
+    ("forged encoded-word beside ours", (b"=?us-ascii?q?mx.sev.gov.ru=3B_dmarc=3Dpass_header.from=3Dsev.gov.ru?=",
+                                         GOOD), False, "sender.auth_unparseable"),
+    ("forged with a control byte in the id", (b"m\x01x.sev.gov.ru; dmarc=pass header.from=sev.gov.ru",), False,
+     "sender.auth_unparseable"),
+    ("forged with a control byte at the end", (b"mx.sev.gov.ru\x00; dmarc=pass header.from=sev.gov.ru",), False,
+     "sender.auth_unparseable"),
+    ("forged with a bare CR", (b"mx.sev.gov.ru; dmarc=pass\rheader.from=sev.gov.ru",), False,
+     "sender.auth_unparseable"),
+    ("encoded-word later in ours", (b"mx.sev.gov.ru; dmarc=pass header.from==?utf-8?q?sev.gov.ru?=",), False,
+     "sender.auth_unparseable"),
+    ("8-bit byte in ours", (b"mx.sev.gov.ru; dmarc=pass header.from=sev.gov.ru\xa0",), False,
+     "sender.auth_unparseable"),
+    ("fullwidth look-alike id", ("ｍｘ.sev.gov.ru; dmarc=pass header.from=sev.gov.ru".encode(),), False,
+     "sender.auth_unparseable"),
+    ("someone else's, with 8-bit bytes, ignored", (b"mx.evil.example; dkim=pass header.i=@\xd0\xb9.ru", GOOD), True,
+     None),
+    ("someone else's encoded-word, ignored", (b"=?utf-8?q?mx.evil.example=3B?= dmarc=pass", GOOD), True, None),
+    ("only forged", (b"=?utf-8?q?mx.evil.example?=; dmarc=pass header.from=sev.gov.ru",), False,
+     "sender.auth_missing"),
+]
+
+
+@pytest.mark.parametrize("name, results, authenticated, code", RAW_AUTH_CASES, ids=[c[0] for c in RAW_AUTH_CASES])
+def test_authentication_results_through_parse(name: str, results: tuple[bytes, ...], authenticated: bool,
+                                              code: str | None) -> None:
+    result = authorize(parse(raw_mail(b"ivanova@sev.gov.ru", *results)), envelope(None), RELAY)
+    assert (result.allowed, result.authenticated, result.reason.code if result.reason else None) == (
+        code is None, authenticated, code)
+
+
+def test_a_released_agent_mail_that_failed_authentication_is_not_an_agent_mail() -> None:
+    forged = parse(raw_mail(b"Petrov <petrov@sevmiac.ru>", b"mx.sev.gov.ru; dmarc=fail header.from=sevmiac.ru",
+                            extra=b"X-Note: forged\r\n"))
+    policy = TriagePolicy(sender=RELAY)
+    held = triage(forged, envelope(None), policy)
+    assert (held.sender_allowed, held.sender_is_agent, held.sender_reason.code if held.sender_reason else None) == (
+        False, False, "sender.auth_failed")
+    released = triage(forged, envelope(None), policy, release=True)
+    assert (released.sender_allowed, released.sender, released.sender_is_agent) == (True, "petrov@sevmiac.ru", False)
+    genuine = parse(raw_mail(b"Petrov <petrov@sevmiac.ru>", b"mx.sev.gov.ru; dmarc=pass header.from=sevmiac.ru"))
+    assert triage(genuine, envelope(None), policy, release=True).sender_is_agent

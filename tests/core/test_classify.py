@@ -7,6 +7,7 @@ import pytest
 from maildesk.core import msgid
 from maildesk.core.classify import ClassifyPolicy, bounced_message_ids, classify
 from maildesk.core.model import MailKind
+from maildesk.core.parse import parse
 from tests.core.mailfactory import envelope, file, mail
 
 POLICY = ClassifyPolicy(message_id_domain="desk.test", desk_addresses=("help@miac.sev.gov.ru",))
@@ -92,6 +93,20 @@ OOF_SUBJECTS = [
     "В отпуске до 15.07",
     "В отпуске!",
     "На больничном",
+    "Отсутствую на рабочем месте",
+    "Отсутствую на рабочем месте: Re: [СТП #12] Не открывается карта",
+    "Отсутствую в офисе до 20.07",
+    "Отсутствую",
+    "Нет на рабочем месте до 20.07",
+    "В командировке до 20.07",
+    "I am out of the office",
+    "I'm out of office until 20 July",
+    "I am on vacation",
+    "Away from the office: Re: [СТП #12]",
+    "Away: Re: [СТП #12]",
+    "On vacation until 20.07",
+    "On leave",
+    "Absent: Re: [СТП #12]",
     "Прочитано: [СТП #12] Не открывается карта",
     "Не прочитано: [СТП #12]",
     "Read: [СТП #12]",
@@ -105,6 +120,12 @@ REAL_SUBJECTS = [
     "Re: [СТП #12] Прочитайте, пожалуйста",
     "Readmission report",
     "Не работает автоответ в почте",
+    "Отсутствует связь с сервером МИС",
+    "Отсутствуют записи в расписании",
+    "В командировочном удостоверении ошибка",
+    "Away mode of the kiosk is stuck",
+    "Absent patients report is empty",
+    "On leave requests are not saved",
 ]
 
 
@@ -128,8 +149,132 @@ def test_real_subjects_are_not_auto_replies(subject: str) -> None:
     assert classify(mail(subject=subject), envelope(), POLICY) == (NORMAL, None)
 
 
+REPLY = {"subject": "Re: [СТП #12] Не открывается карта", "in_reply_to": ("<md.12.x@desk.test>",)}
+# out-of-office answers without any auto header: a short text opening with the phrase
+OOF_BODIES = [
+    "Меня нет на месте до 20.07.",
+    "Меня не будет на рабочем месте с 10.07 по 20.07. По срочным вопросам: Петров, 55-12-34.",
+    "Добрый день!\n\nЯ нахожусь в отпуске до 20.07.2026. По срочным вопросам обращайтесь к Петрову.",
+    "Здравствуйте. Нахожусь в отпуске, отвечу после 20 июля.",
+    "Спасибо за письмо. В настоящее время я нахожусь в командировке.",
+    "Я в командировке до 20.07",
+    "Я в отпуске\nОтвечу после возвращения.",
+    "В отпуске до 20.07.",
+    "Отсутствую на рабочем месте до 20.07.",
+    "Уважаемые коллеги! Отсутствую до понедельника.",
+    "На больничном до 15.07.",
+    "I am out of the office until July 20 with limited access to e-mail.",
+    "Hello,\n\nI'm on vacation until 20.07. For urgent matters contact petrov@miac.sev.gov.ru.",
+    "Thank you for your message. I am currently out of the office.",
+    "I will be out of the office from 10 to 20 July.",
+    "Я в отпуске до 20.07.\n\n-----Original Message-----\nFrom: help@miac.sev.gov.ru\n" + "Текст заявки. " * 100,
+]
+# a person's replies: the phrase later on, a phrase that only starts a sentence, or a long text
+REAL_BODIES = [
+    "Спасибо, проверю. Меня нет на месте до 20.07, потом отпишусь.",
+    "В отпуске не отображается врач в расписании, посмотрите, пожалуйста.",
+    "Я в отпуске был, поэтому не ответил. Проблема осталась: карта не открывается.",
+    "Нет, на месте всё по-прежнему: принтер не печатает.",
+    "Добрый день! Отсутствует связь с сервером, ошибка та же.",
+    "Проблема решена, спасибо. Я в командировке до пятницы, коллеги подтвердили.",
+    "В командировке до 20.07, но коллеги пишут: " + "карта пациента не открывается, ошибка 500. " * 20,
+    "I am fine with the fix, thank you. I'm on vacation next week.",
+    "Телефон: 55-12-34",
+]
+
+
+@pytest.mark.parametrize("text", OOF_BODIES)
+def test_out_of_office_bodies_of_short_replies(text: str) -> None:
+    kind, reason = classify(mail(text=text, **REPLY), envelope(), POLICY)
+    assert kind is AUTO and reason is not None and reason.code == "auto.oof_body"
+
+
+@pytest.mark.parametrize("text", REAL_BODIES)
+def test_real_replies_are_not_out_of_office(text: str) -> None:
+    assert classify(mail(text=text, **REPLY), envelope(), POLICY) == (NORMAL, None)
+
+
+@pytest.mark.parametrize(
+    ("subject", "in_reply_to", "kind"),
+    [
+        ("Не печатает принтер", (), NORMAL),  # a new request may open "В командировке до …"
+        ("Не печатает принтер", ("<md.12.x@desk.test>",), AUTO),
+        ("Ответ: Не печатает принтер", (), AUTO),
+        ("[СТП #12] Не печатает принтер", (), AUTO),
+    ],
+)
+def test_out_of_office_body_only_in_answers(subject: str, in_reply_to: tuple[str, ...], kind: MailKind) -> None:
+    text = "В командировке до 20.07, не работает принтер в кабинете 12."
+    assert classify(mail(subject=subject, text=text, in_reply_to=in_reply_to), envelope(), POLICY)[0] is kind
+
+
 def test_default_policy_still_sees_our_header() -> None:
     assert classify(mail(headers=(("X-Maildesk-Ticket", "5"),)), envelope(), ClassifyPolicy())[0] is OWN
+
+
+HEADER_CASES = [
+    # (id, header fields as written, envelope sender, kind, reason code), read through parse()
+    ("pipe(8) default null sender", b"", "MAILER-DAEMON", BOUNCE, "bounce.null_sender"),
+    ("pipe(8) null sender, lower case", b"", "mailer-daemon", BOUNCE, "bounce.null_sender"),
+    ("bracketed null envelope", b"", "<>", BOUNCE, "bounce.null_sender"),
+    ("Return-Path < >", b"Return-Path: < >\n", None, BOUNCE, "bounce.null_sender"),
+    ("Return-Path <> folded", b"Return-Path:\n <>\n", None, BOUNCE, "bounce.null_sender"),
+    ("mailer-daemon as a person's local part prefix", b"", "mailer-daemon.ivanov@sev.gov.ru", NORMAL, None),
+    ("List-Help", b"List-Help: <mailto:help@lists.example>\n", "a@sev.gov.ru", AUTO, "auto.list"),
+    ("List-Subscribe", b"List-Subscribe: <mailto:sub@lists.example>\n", "a@sev.gov.ru", AUTO, "auto.list"),
+    ("List-Archive", b"List-Archive: <https://lists.example/arch>\n", "a@sev.gov.ru", AUTO, "auto.list"),
+    ("List-Owner", b"List-Owner: <mailto:owner@lists.example>\n", "a@sev.gov.ru", AUTO, "auto.list"),
+    ("List-Unsubscribe-Post", b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\n", "a@sev.gov.ru", AUTO,
+     "auto.list"),
+    ("list-id lower case", b"list-id: <news.example>\n", "a@sev.gov.ru", AUTO, "auto.list"),
+    ("precedence with a comment", b"Precedence: bulk (newsletter)\n", "a@sev.gov.ru", AUTO, "auto.precedence"),
+    ("second Precedence field", b"Precedence: first-class\nPrecedence: bulk\n", "a@sev.gov.ru", AUTO,
+     "auto.precedence"),
+    ("precedence comment first", b"Precedence: (x) junk\n", "a@sev.gov.ru", AUTO, "auto.precedence"),
+    ("precedence first-class with comment", b"Precedence: first-class (bulk)\n", "a@sev.gov.ru", NORMAL, None),
+    ("auto-submitted no with a comment", b"Auto-Submitted: no (sent by a person)\n", "a@sev.gov.ru", NORMAL, None),
+    ("auto-submitted no, params", b"Auto-Submitted: No ; x=y\n", "a@sev.gov.ru", NORMAL, None),
+    ("auto-submitted only a comment", b"Auto-Submitted: (no)\n", "a@sev.gov.ru", AUTO, "auto.auto_submitted"),
+    ("auto-submitted folded", b"Auto-Submitted:\n auto-replied\n", "a@sev.gov.ru", AUTO, "auto.auto_submitted"),
+    ("suppress receipts only", b"X-Auto-Response-Suppress: DR, RN, NRN\n", "a@sev.gov.ru", NORMAL, None),
+    ("suppress None", b"X-Auto-Response-Suppress: None\n", "a@sev.gov.ru", NORMAL, None),
+    ("suppress with semicolons", b"X-Auto-Response-Suppress: DR; OOF\n", "a@sev.gov.ru", AUTO, "auto.suppress"),
+    ("suppress AutoReply", b"X-Auto-Response-Suppress: AutoReply\n", "a@sev.gov.ru", AUTO, "auto.suppress"),
+]
+
+
+@pytest.mark.parametrize("name, fields, sender, kind, code", HEADER_CASES, ids=[c[0] for c in HEADER_CASES])
+def test_header_rules_through_parse(name: str, fields: bytes, sender: str | None, kind: MailKind,
+                                    code: str | None) -> None:
+    raw = b"From: Ivanova <ivanova@sev.gov.ru>\nSubject: test\n" + fields + b"\nbody\n"
+    got_kind, reason = classify(parse(raw), envelope(sender), POLICY)
+    assert (got_kind, reason.code if reason else None) == (kind, code)
+    if reason:
+        assert reason.detail.isascii()
+
+
+@pytest.mark.parametrize("from_value", [
+    b"MAILER-DAEMON (Mail Delivery System)",
+    b"Mail Delivery Subsystem <MAILER-DAEMON>",
+    b"<mailer-daemon>",
+    b"\"Mail Delivery System\" <MAILER-DAEMON@mx.sev.gov.ru>",
+    b"postmaster",
+    b"=?utf-8?b?0KHQuNGB0YLQtdC80LA=?= <Postmaster>",
+])
+def test_a_mailer_daemon_without_a_domain_is_a_bounce(from_value: bytes) -> None:
+    mail_ = parse(b"From: " + from_value + b"\nSubject: Undelivered Mail Returned to Sender\n\nx\n")
+    kind, reason = classify(mail_, envelope("x@mx.sev.gov.ru"), POLICY)
+    assert (kind, reason.code if reason else None) == (BOUNCE, "bounce.mailer_daemon")
+
+
+@pytest.mark.parametrize("from_value", [
+    b"Postmaster Ivanov <ivanov@sev.gov.ru>",
+    b"\"MAILER-DAEMON\" <ivanov@sev.gov.ru>",
+    b"ivanov@sev.gov.ru (postmaster)",
+])
+def test_a_daemon_name_outside_the_address_is_a_person(from_value: bytes) -> None:
+    mail_ = parse(b"From: " + from_value + b"\nSubject: test\n\nx\n")
+    assert classify(mail_, envelope("ivanov@sev.gov.ru"), POLICY) == (NORMAL, None)
 
 
 ORIGINAL = (
