@@ -41,7 +41,7 @@ def _templates(settings: Settings) -> str:
 
 
 def _relay(settings: Settings) -> str:
-    import smtplib
+    from maildesk.bootstrap import make_transport
 
     out = settings.outgoing
     if out.transport == "directory":
@@ -50,23 +50,26 @@ def _relay(settings: Settings) -> str:
         folder = outgoing_dir(settings)
         folder.mkdir(parents=True, exist_ok=True)
         return f"directory {folder}"
-    with smtplib.SMTP(out.host, out.port, timeout=10) as client:
-        client.noop()
-    return f"relay {out.host}:{out.port} answers"
+    transport = make_transport(settings)  # the password as the daemon reads it (env, file or inline)
+    transport.timeout = 10.0
+    # the very connection set-up the outbox uses: TLS as configured, certificates checked, login
+    client = transport._connect()
+    try:
+        code, reply = client.noop()
+        if code != 250:
+            answer = reply.decode(errors="replace")
+            raise RuntimeError(f"relay {out.host}:{out.port} answered NOOP with {code} {answer}")
+        client.quit()
+    finally:
+        client.close()
+    login = f", logged in as {out.user}" if out.user else ""
+    return f"relay {out.host}:{out.port} ({out.security}{login}) answers"
 
 
 def _calendar(settings: Settings) -> str:
-    from datetime import datetime, timezone
+    from maildesk.cli_time import calendar_health
 
-    from maildesk.adapters.calendar_file import load_calendar
-
-    calendar, _ = load_calendar(settings)
-    year = datetime.now(timezone.utc).year
-    missing = [y for y in (year, year + 1) if not calendar.is_known(y)]
-    years = ", ".join(f"{y} ({calendar.status(y)})" for y in sorted(calendar.years))
-    if year not in calendar.years:
-        raise RuntimeError(f"no year {year} in the calendar (has {years})")
-    return f"years {years}" + (f"; missing {', '.join(map(str, missing))}" if missing else "")
+    return calendar_health(settings)  # fails without this year; next year missing or draft: a WARN line
 
 
 def _imap(settings: Settings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -65,6 +66,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             result = ingest(raw, envelope, app.deps)
         except TemporaryFailure as exc:
             print(f"{name}: not taken, try again later: {exc}", file=sys.stderr)
+            code = EX_TEMPFAIL
+            continue
+        except Exception as exc:  # a bug, a row this version cannot read: exit 1 would make the MTA bounce it
+            log.error("%s: not taken, unexpected error", name, exc_info=True)
+            print(f"{name}: not taken, try again later: {type(exc).__name__}: {exc}", file=sys.stderr)
             code = EX_TEMPFAIL
             continue
         where = f"ticket #{result.ticket}" if result.ticket else (f"quarantine {result.quarantine}" if result.quarantine else "-")
@@ -167,6 +173,10 @@ def cmd_quarantine_release(args: argparse.Namespace) -> int:
         result = release(app.deps, args.id)
     except ReleaseError as exc:
         raise CommandError(str(exc)) from exc
+    if args.json:
+        _print_json({"id": args.id, "outcome": result.outcome.value, "rule": result.rule, "ticket": result.ticket,
+                     "quarantine": result.quarantine, "reasons": [r.code for r in result.reasons]})
+        return EX_OK
     print(f"released {args.id}: {result.outcome.value}"
           + (f" ticket #{result.ticket}" if result.ticket else "") + f" ({result.rule})")
     return EX_OK
@@ -178,10 +188,88 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
     if args.event not in EVENTS:
         raise CommandError(f"unknown event {args.event!r}; known: {', '.join(EVENTS)}")
     app = _app(args)
-    rendered = app.renderer.render(args.event, sample_context(args.event))
+    if args.ticket is not None:
+        return _preview_for_ticket(app, args.event, args.ticket, args.html)
+    from maildesk.core.ticketref import subject_tag
+
+    context = sample_context(args.event)
+    context["desk"] = app.composer.desk_context()  # the sample ticket, but the desk and the tag as configured
+    for item in [context["ticket"] or {}, *context.get("tickets", []), *context.get("organisation_tickets", [])]:
+        if "tag" in item:
+            item["tag"] = subject_tag(item["number"], app.composer.tag)
+    rendered = app.renderer.render(args.event, context)
     print(f"Subject: {rendered.subject}\n\n{rendered.text}")
     if args.html:
         print("\n--- HTML ---\n" + rendered.html)
+    return EX_OK
+
+
+# who each event goes to, as the decisions name it (a command error goes back to the agent who wrote)
+_PREVIEW_TO = {"agent_new_ticket": "agents", "agent_requester_replied": "owner", "sla_warning": "agents",
+               "sla_breach": "supervisor", "outbox_held": "agents", "agent_command_error": "sender"}
+_NOT_ABOUT_A_TICKET = ("sender_refused", "request_rejected", "my_tickets")
+_SAMPLE_VALUES = ("text", "missing", "close_date", "errors", "elapsed")
+
+
+def _preview_for_ticket(app: Any, event: str, number: int, html: bool) -> int:
+    """The message `event` would send for ticket `number`, composed as the daemon would compose it.
+
+    What the ticket does not hold (an agent's words not yet written, command errors, the
+    time elapsed) is taken from the sample data.
+    """
+    import email
+    import email.policy
+
+    from sqlmodel import select
+
+    from maildesk.adapters.database import session_scope
+    from maildesk.adapters.db_models import EventRow, MessageRow, Ticket
+    from maildesk.adapters.store import role_recipients, thread_ids, ticket_snapshot
+    from maildesk.adapters.templates import sample_context
+    from maildesk.core.decision import Notice
+    from maildesk.core.ticketref import subject_tag
+    from maildesk.service.ports import NoticeTarget
+
+    if event in _NOT_ABOUT_A_TICKET:
+        raise CommandError(f"{event} is not about one ticket: preview it without --ticket")
+    sample = sample_context(event)
+    given: dict[str, Any] = {k: sample[k] for k in _SAMPLE_VALUES if k in sample}
+    with session_scope(app.engine) as s:
+        ticket = s.get(Ticket, number)
+        if ticket is None:
+            raise CommandError(f"ticket #{number} not found")
+        snapshot = ticket_snapshot(s, ticket)
+        incoming = s.exec(select(MessageRow).where(MessageRow.ticket_id == number, MessageRow.direction == "in")
+                          .order_by(MessageRow.id)).all()
+        moves = s.exec(select(EventRow.detail).where(EventRow.ticket_id == number, EventRow.action == "status")
+                       .order_by(EventRow.id.desc())).first()
+        if event == "agent_new_ticket" and incoming:
+            given["text"] = incoming[0].text
+        replies = [m for m in incoming[1:] if m.sender == snapshot["requester_email"]] or incoming
+        if event == "agent_requester_replied" and replies:
+            given.update(text=replies[-1].text, author=replies[-1].sender_name or replies[-1].sender)
+        given.update(agent=snapshot["owner"] or "", old_status=(moves or {}).get("from", "new"),
+                     new_status=snapshot["status"], policy="new" if snapshot["linked_ticket"] else "refuse",
+                     recipient=snapshot["requester_email"], count=app.settings.outgoing.auto_cap_per_day,
+                     period="за сутки", deadline=app.composer.local_time(snapshot["accept_due_at"]),
+                     held_subject=f"{subject_tag(number, app.composer.tag)} {snapshot['subject']}")
+        notice = Notice(event, _PREVIEW_TO.get(event, "requester"), given)
+        recipients = role_recipients(s, notice, snapshot)
+        if notice.to == "sender":  # the agent who would have written: the owner, else the first agent
+            agent = snapshot["owner"] or next((a.address for a in app.settings.agents), "")
+            recipients = (agent,) if agent else ()
+        target = NoticeTarget(notice, recipients, snapshot, thread_ids(s, number),
+                              extra={"refused": sample.get("refused", [])})
+    out = app.composer.compose(target, app.deps.clock.now())
+    if out is None:
+        raise CommandError(f"{event} for ticket #{number} would go to nobody (no recipient configured)")
+    msg = email.message_from_bytes(out.raw, policy=email.policy.default)
+    for name in ("Subject", "From", "To", "Reply-To", "In-Reply-To", "References", "Auto-Submitted"):
+        if msg[name] is not None:
+            print(f"{name}: {msg[name]}")
+    print("\n" + msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    if html:
+        print("--- HTML ---\n" + msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
     return EX_OK
 
 
@@ -244,10 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = _sub(quarantine, "release", cmd_quarantine_release, "process a held message again, sender check waived")
     p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
 
     templates = cmds.add_parser("templates", help="notification templates").add_subparsers(dest="t_command", required=True)
-    p = _sub(templates, "preview", cmd_templates_preview, "render a template with sample data")
+    p = _sub(templates, "preview", cmd_templates_preview,
+             "render an event with sample data, or as it would go out for a real ticket")
     p.add_argument("event")
+    p.add_argument("--ticket", type=int, metavar="N", help="compose the event for ticket N (its requester, desk, thread)")
     p.add_argument("--html", action="store_true")
 
     from maildesk import cli_ops
@@ -276,6 +367,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"maildesk: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except Exception as exc:
+        down = _store_down(exc)
+        if down is None:
+            raise
+        print(f"maildesk: database {_safe_url(args.settings.database_url)} unavailable: {down}", file=sys.stderr)
+        return EX_TEMPFAIL if args.command == "ingest" else EX_ERROR
+
+
+def _store_down(exc: BaseException) -> str | None:
+    """The first line of a database-is-down error, or None for any other exception."""
+    import sqlalchemy.exc
+
+    from maildesk.service.ports import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        text = str(exc)
+    elif isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        text = str(exc.orig if exc.orig is not None else exc)
+    else:
+        return None
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^\([\w.]+\) ", "", first)  # "(psycopg.OperationalError) connection failed: …"
 
 
 if __name__ == "__main__":

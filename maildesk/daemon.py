@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -109,8 +111,34 @@ def components(settings: Settings) -> dict[str, Component]:
     return found
 
 
-def reload(app: App, config_path: str | None) -> None:
-    """SIGHUP: read templates and the calendar again; structural settings need a restart."""
+# What SIGHUP applies from the config file (README, "Running as a service"); anything else needs a restart.
+RELOADED = {
+    "maildesk": ("templates_dir",),
+    "calendar": ("file", "local_file", "start", "end"),
+    "sla": ("acceptance_hours", "warn_share"),
+    "stale": ("close_after_days", "remind_before_days"),
+}
+
+
+def checked_renderer(settings: Settings) -> tuple[Any, list[str]]:
+    """Templates read once and rendered for every event with sample data; the problems found, if any.
+
+    The renderer keeps what it read (no auto-reload): a template edited on disk changes nothing
+    until SIGHUP has checked it, so a broken edit never reaches a notification.
+    """
+    from maildesk.adapters.templates import TemplateRenderer
+
+    overrides = settings.maildesk.templates_dir
+    renderer = TemplateRenderer(override_dir=settings.path(overrides) if overrides else None, auto_reload=False)
+    return renderer, renderer.check()
+
+
+def _use_renderer(app: App, renderer: Any) -> None:
+    app.renderer = app.composer.renderer = renderer  # the composer renders for the store and the outbox
+
+
+def reload(app: App, config_path: str | None) -> bool:
+    """SIGHUP: templates, calendar and deadlines read again and checked; on any error the running ones stay."""
     from maildesk import config as config_mod
     from maildesk.adapters.calendar_file import work_clock
 
@@ -119,10 +147,74 @@ def reload(app: App, config_path: str | None) -> None:
         work = work_clock(settings)
     except config_mod.ConfigError as exc:
         log.error("reload refused, keeping the running configuration: %s", exc)
-        return
-    app.renderer.reload()
+        return False
+    renderer, problems = checked_renderer(settings)
+    if problems:
+        log.error("reload refused, keeping the running templates and calendar: %s", "; ".join(problems))
+        return False
+    _use_renderer(app, renderer)
     app.work = app.store.work = work
+    app.composer.acceptance_hours = settings.sla.acceptance_hours  # the notifications quote these
+    app.composer.stale_days = settings.stale.close_after_days
     log.info("reloaded templates and calendar (years %s)", ", ".join(map(str, sorted(work.calendar.years))))
+    unapplied = _restart_needed(app.settings, settings)
+    if unapplied:
+        log.warning("changed settings that need a restart to apply: %s", ", ".join(unapplied))
+    return True
+
+
+def _restart_needed(running: Settings, loaded: Settings) -> list[str]:
+    changed = []
+    for f in dataclasses.fields(running):
+        old, new = getattr(running, f.name), getattr(loaded, f.name)
+        if not dataclasses.is_dataclass(old) or not dataclasses.is_dataclass(new):
+            changed += [f.name] if old != new and f.name != "base_dir" else []
+            continue
+        changed += [f"{f.name}.{k.name}" for k in dataclasses.fields(old) if k.name not in RELOADED.get(f.name, ())
+                    and getattr(old, k.name) != getattr(new, k.name)]
+    return changed
+
+
+def startup_summary(settings: Settings, parts: dict[str, Component]) -> list[str]:
+    """What the admin needs to see at start: what listens where, which accounts, where mail goes, which store."""
+    out, smtp = settings.outgoing, settings.smtp
+    lines = [f"components: {', '.join(parts)}"]
+    if "smtp" in parts:
+        lines.append(f"smtp: listening on {', '.join(smtp.listen)}, mode {smtp.mode}, "
+                     f"desks {', '.join(settings.desk_addresses)}" + (", STARTTLS" if smtp.tls_cert else ""))
+    else:
+        lines.append("smtp: off")
+    lines.append(f"http: /metrics and /health on http://{settings.http.listen}/" if "http" in parts else "http: off")
+    for a in settings.imap:
+        lines.append(f"imap {a.name}: {a.user}@{a.host}:{a.port} ({a.security}), folder {a.folder!r}"
+                     f" → {a.processed_folder!r}, desk {a.desk or 'by To:'}")
+    if not settings.imap:
+        lines.append("imap: no accounts")
+    if out.transport == "directory":
+        from maildesk.bootstrap import outgoing_dir
+
+        lines.append(f"outgoing: .eml files in {outgoing_dir(settings)}")
+    else:
+        lines.append(f"outgoing: relay {out.host}:{out.port} security {out.security}"
+                     + (f", user {out.user}" if out.user else "")
+                     + ("" if out.verify_certificates else ", certificates NOT verified"))
+    lines.append(f"database: {_safe(settings.database_url)}")
+    return lines
+
+
+async def _until_bound(bound: dict[str, asyncio.Event], stop: asyncio.Event) -> bool:
+    """Wait until every listening component has bound its sockets; False when told to stop first."""
+    async def every_one() -> None:
+        for event in bound.values():
+            await event.wait()
+
+    waiting, stopped = asyncio.ensure_future(every_one()), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        stopped.cancel()
+    return not stop.is_set()
 
 
 async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None,
@@ -144,13 +236,26 @@ async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None
         loop.add_signal_handler(signal.SIGHUP, reload, app, config_path)
     except (NotImplementedError, RuntimeError):
         pass
+    renderer, problems = checked_renderer(settings)
+    _use_renderer(app, renderer)
+    for problem in problems:  # `maildesk check` refuses these; the daemon runs and says so
+        log.error("templates: %s", problem)
     parts = components(settings)
-    log.info("maildesk starting: database %s, desks %s, components %s", _safe(settings.database_url),
-             ", ".join(settings.desk_addresses), ", ".join(parts))
+    log.info("maildesk starting")
+    for line in startup_summary(settings, parts):  # one record each: readable in journalctl and as JSON
+        log.info("%s", line)
+    bound = {name: asyncio.Event() for name in ("smtp", "http") if name in parts}
+    if "smtp" in parts:
+        parts["smtp"] = functools.partial(parts["smtp"], started=functools.partial(_receiver_bound, bound["smtp"]))
+    if "http" in parts:
+        parts["http"] = functools.partial(parts["http"], started=lambda _server: bound["http"].set())
     tasks = [asyncio.create_task(_supervise(name, comp, app, stop), name=name) for name, comp in parts.items()]
-    sd_notify("READY=1")
-    if ready is not None:
-        ready(app)
+    # READY only once mail can come in: systemd orders dependent units and `systemctl start` returns on it
+    if await _until_bound(bound, stop):
+        sd_notify("READY=1")
+        log.info("maildesk ready")
+        if ready is not None:
+            ready(app)
     await stop.wait()
     sd_notify("STOPPING=1")
     log.info("maildesk stopping: finishing work in flight")
@@ -161,8 +266,19 @@ async def serve(settings: Settings, *, ready: Callable[[App], Any] | None = None
     log.info("maildesk stopped")
 
 
+def _receiver_bound(event: asyncio.Event, receiver: Any) -> None:
+    log.info("smtp: bound to %s", ", ".join(f"{host}:{port}" for host, port in receiver.addresses))
+    event.set()
+
+
 def _safe(url: str) -> str:
-    return url.split("@", 1)[1] if "@" in url else url
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can read: show where it points, never what precedes @
+        return url.rsplit("@", 1)[1] if "@" in url else url
 
 
 def run(settings: Settings, config_path: str | None = None) -> int:

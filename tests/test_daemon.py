@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import signal
 import smtplib
 import sqlite3
@@ -177,8 +179,34 @@ def test_sigkill_and_restart_lose_and_double_nothing(daemon: Daemon) -> None:
     stored = message_ids(daemon)
     assert sorted(stored) == sorted(_mid(raw) for raw in mails)
     with db(daemon) as conn:
-        sent = conn.execute("SELECT count(*), count(DISTINCT message_id) FROM outbox").fetchone()
-    assert sent[0] == sent[1] == 80, "two notifications per message, none doubled"
+        tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    assert tickets == len(set(mails)) == 40, "one ticket per distinct message sent"
+    # what actually went out: two notifications per ticket (the requester's, the agents'), none twice.
+    # Each outbox row is its own file, so a doubled row would show as a second file for the same
+    # (ticket, event, recipients); a row delivered again after the kill overwrites its own file.
+    outgoing = daemon.config.parent / "data" / "outgoing"
+
+    def all_out() -> bool:
+        with db(daemon) as conn:
+            unsent = conn.execute("SELECT count(*) FROM outbox WHERE state <> 'sent'").fetchone()[0]
+        return unsent == 0 and len(list(outgoing.glob("*.eml"))) >= 2 * tickets
+
+    wait_until(all_out, timeout=60, what="every notification out")
+    written = [_notification(path) for path in sorted(outgoing.glob("*.eml"))]
+    assert len(written) == len(set(written)) == 2 * tickets, "two notifications per message, none doubled"
+    assert sorted({number for number, _, _ in written}) == list(range(1, tickets + 1))
+    assert sorted(event for _, event, _ in written) == sorted(["agent_new_ticket", "ticket_created"] * tickets)
+
+
+def _notification(path: Path) -> tuple[int, str, str]:
+    """(ticket number, event, envelope recipients) of a file the directory transport wrote."""
+    import re
+
+    raw = path.read_bytes()
+    to = re.search(rb"^X-Maildesk-Envelope-To: (.*)\r?$", raw, re.M)
+    tag = re.search(r"\[СТП #(\d+)\]", email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
+    assert to and tag, path
+    return int(tag.group(1)), path.stem.split("-", 1)[1], to.group(1).decode()
 
 
 def _mid(raw: bytes) -> str:
@@ -225,3 +253,156 @@ def test_sighup_reloads_and_json_logs_parse(daemon: Daemon) -> None:
     records = [json.loads(line) for line in daemon.log.read_text().splitlines() if line.strip()]
     received = [r for r in records if r["logger"] == "maildesk.smtp" and "outcome" in r]
     assert received and received[0]["outcome"] == "created" and received[0]["ticket"] == 1
+    summary = "\n".join(r["msg"] for r in records if r["logger"] == "maildesk.serve")
+    assert f"smtp: listening on 127.0.0.1:{daemon.smtp_port}" in summary
+    assert f"http: /metrics and /health on http://127.0.0.1:{daemon.http_port}/" in summary
+    assert "imap help: " in summary and "outgoing: .eml files in " in summary and "database: sqlite:///" in summary
+    assert summary.index(f"smtp: bound to 127.0.0.1:{daemon.smtp_port}") < summary.index("maildesk ready")
+
+
+# -- in-process: READY after the sockets are bound, summary, SIGHUP's checks ----------------------------
+def _serve_in_process(settings: Any, body: Any) -> None:
+    """Run `serve` on this thread's event loop while `body(stop)` (a coroutine function) does its part."""
+    import asyncio
+
+    from maildesk.daemon import serve
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(settings, stop=stop))
+        try:
+            await body(stop)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+
+    asyncio.run(main())
+
+
+def test_ready_is_sent_only_once_the_receiver_has_bound(make_settings: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import socket
+
+    from maildesk.adapters.database import upgrade
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    squatter = socket.socket()  # the port is taken: the receiver cannot bind yet
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    settings = make_settings(smtp={"listen": [f"127.0.0.1:{port}"]}, maildesk={"ingest_workers": 1},
+                             outgoing={"transport": "smtp", "host": "relay.test", "port": 587,
+                                       "security": "starttls", "user": "desk", "password": "pw"},
+                             database={"url": f"sqlite:///{tmp_path / 'md.db'}"})
+    upgrade(settings.database_url)
+
+    def received() -> list[str]:
+        messages = []
+        while True:
+            try:
+                messages.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                return messages
+
+    async def body(stop: Any) -> None:
+        await asyncio.sleep(1.5)
+        assert "READY=1" not in received(), "not ready while SMTP cannot listen"
+        squatter.close()  # the receiver's next retry binds
+        for _ in range(150):
+            if "READY=1" in received():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no READY=1 after the port was freed")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"220 ")
+        writer.close()
+
+    with caplog.at_level("INFO", logger="maildesk.serve"):
+        _serve_in_process(settings, body)
+    notify.close()
+    log = "\n".join(r.getMessage() for r in caplog.records if r.name == "maildesk.serve")
+    assert f"smtp: listening on 127.0.0.1:{port}, mode behind-relay, desks {DESK}" in log
+    assert "outgoing: relay relay.test:587 security starttls, user desk" in log and "pw" not in log.split("user desk")[1]
+    assert "imap: no accounts" in log and "http: off" in log
+    assert f"database: sqlite:///{tmp_path / 'md.db'}" in log
+    assert log.index("smtp: bound to") < log.index("maildesk ready")
+
+
+def test_summary_hides_the_database_password() -> None:
+    from maildesk.config import parse_settings
+    from maildesk.daemon import startup_summary
+
+    settings = parse_settings({"desks": [{"address": DESK}], "database": {"url": "postgresql+psycopg://md:s3cret@db.local/md"},
+                               "imap": [{"name": "main", "host": "mail.sev.gov.ru", "user": "help", "folder": "INBOX"}]})
+    lines = startup_summary(settings, {"smtp": None, "imap": None})  # type: ignore[dict-item]
+    assert "database: postgresql+psycopg://md:***@db.local/md" in lines
+    assert "imap main: help@mail.sev.gov.ru:993 (ssl), folder 'INBOX' → 'maildesk/processed', desk by To:" in lines
+    assert not any("s3cret" in line for line in lines)
+
+
+def _subject(app: Any) -> str:
+    from maildesk.adapters.templates import sample_context
+
+    return app.composer.renderer.render("ticket_created", sample_context("ticket_created")).subject
+
+
+def test_sighup_checks_templates_before_using_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from maildesk.bootstrap import build
+    from maildesk.config import load
+    from maildesk.daemon import reload
+
+    overrides = tmp_path / "overrides"
+    overrides.mkdir()
+    config = write_config(tmp_path, maildesk={"data_dir": str(tmp_path / "data"), "secret": "s",
+                                              "templates_dir": str(overrides)})
+    app = build(load(config))
+    try:
+        assert reload(app, str(config)) and app.renderer is app.composer.renderer
+        shipped = _subject(app)
+        subject = overrides / "ticket_created.subject.j2"
+        subject.write_text("{{ ticket.tag }} Принята: {{ ticket.subject }}\n", encoding="utf-8")
+        assert _subject(app) == shipped, "an edit on disk waits for SIGHUP"
+        assert reload(app, str(config))
+        accepted = _subject(app)
+        assert "Принята:" in accepted
+
+        for broken in ("{{ ticket.no_such_key }}\n", "{% if ticket %}never closed\n"):
+            subject.write_text(broken, encoding="utf-8")
+            caplog.clear()
+            with caplog.at_level("ERROR", logger="maildesk.serve"):
+                assert reload(app, str(config)) is False
+            assert "reload refused, keeping the running templates" in caplog.text
+            assert "ticket_created.subject.j2" in caplog.text
+            assert _subject(app) == accepted, "the running templates stay, unchanged by the file on disk"
+
+        subject.write_text("{{ ticket.tag }} Снова: {{ ticket.subject }}\n", encoding="utf-8")
+        assert reload(app, str(config)) and "Снова:" in _subject(app)
+    finally:
+        app.close()
+
+
+def test_sighup_names_settings_that_need_a_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from maildesk.bootstrap import build
+    from maildesk.config import load
+    from maildesk.daemon import reload
+
+    data = {"data_dir": str(tmp_path / "data"), "secret": "s"}
+    config = write_config(tmp_path, maildesk=data)
+    app = build(load(config))
+    try:
+        write_config(tmp_path, maildesk=data, smtp={"listen": ["127.0.0.1:2626"]}, sla={"acceptance_hours": 4.0},
+                     calendar={"end": "16:00"})
+        with caplog.at_level("INFO", logger="maildesk.serve"):
+            assert reload(app, str(config))
+        assert "changed settings that need a restart to apply: smtp.listen" in caplog.text
+        assert "sla.acceptance_hours" not in caplog.text.split("restart to apply:")[1]
+        assert app.work.policy.acceptance_hours == 4.0 and app.composer.acceptance_hours == 4.0
+    finally:
+        app.close()

@@ -20,16 +20,33 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from maildesk.adapters.archive import MailArchive, fsync_dir, write_atomic
+from maildesk.adapters.db_models import AttachmentRow, MessageRow, ProcessedMail, QuarantineEntry
+from maildesk.adapters.retention import PURGED_MARK
 from maildesk.config import Settings
 
 MANIFEST, SQLITE_FILE, PG_FILE = "manifest.json", "maildesk.db", "maildesk.pgdump"
 ARCHIVE_DIR, SECRET = "mail", "secret.key"  # as under data_dir
 COUNTED = ("tickets", "messages", "attachments", "quarantine")
 CONTENT_TABLES = ("tickets", "messages", "quarantine", "processed_mail", "outbox")  # rows here: the store is in use
-REFERENCES = (  # every archive file the database names
-    "SELECT raw_sha256 FROM messages WHERE raw_sha256 IS NOT NULL", "SELECT sha256 FROM attachments",
-    "SELECT raw_sha256 FROM quarantine", "SELECT raw_sha256 FROM processed_mail",
-)
+
+
+def _references() -> tuple[sa.Select, ...]:
+    """Queries for every archive file the database names and promises to keep.
+
+    Retention (adapters/retention.py) purges old refused and ignored mail: it marks the quarantine
+    entry 'purged' (an ignored message's processed_mail decision gets PURGED_MARK) and deletes the
+    file unless something kept still names it. The rows stay behind, so that a redelivery is still
+    a duplicate, but their files are gone on purpose: they are not expected in a backup.
+    """
+    purged = sa.select(QuarantineEntry.id).where(QuarantineEntry.state == "purged")
+    return (
+        sa.select(MessageRow.raw_sha256).where(MessageRow.raw_sha256.is_not(None)),
+        sa.select(AttachmentRow.sha256).where(AttachmentRow.sha256 != ""),  # "": a file never stored
+        sa.select(QuarantineEntry.raw_sha256).where(QuarantineEntry.state != "purged"),
+        sa.select(ProcessedMail.raw_sha256).where(
+            sa.or_(ProcessedMail.quarantine_id.is_(None), ProcessedMail.quarantine_id.not_in(purged)),
+            ProcessedMail.decision[PURGED_MARK].as_string().is_(None)),
+    )
 
 
 class BackupError(Exception):
@@ -151,7 +168,7 @@ def restore(settings: Settings, src: Path, *, force: bool = False) -> RestoreRep
 
 def _unarchived(conn: Connection, archive: MailArchive) -> tuple[str, ...]:
     """Digests the database names that the archive does not hold."""
-    named = {digest for query in REFERENCES for (digest,) in conn.execute(sa.text(query))}
+    named = {digest for query in _references() for (digest,) in conn.execute(query)}
     return tuple(sorted(d for d in named if not archive.has(d)))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from maildesk.adapters.database import session_scope
 from maildesk.adapters.db_models import (
@@ -46,7 +46,7 @@ def list_tickets(engine: Engine, f: TicketFilter) -> list[dict[str, Any]]:
             q = q.where(Contact.email == f.requester.lower())
         if f.organisation:
             q = q.join(Organisation, Organisation.id == Ticket.organisation_id).where(
-                Organisation.name.ilike(f"%{f.organisation}%"))
+                _icontains(s, Organisation.name, f.organisation))
         if f.owner:
             q = q.where(Ticket.owner == f.owner.lower())
         if f.unassigned:
@@ -55,11 +55,28 @@ def list_tickets(engine: Engine, f: TicketFilter) -> list[dict[str, Any]]:
             q = q.where(Ticket.accepted_at.is_(None), Ticket.accept_due_at <= f.overdue_at,
                         Ticket.status.in_(("new", "assigned", "in_progress")))
         if f.text:
-            pattern = f"%{f.text}%"
-            in_messages = select(MessageRow.ticket_id).where(MessageRow.text.ilike(pattern))
-            q = q.where(sa.or_(Ticket.subject.ilike(pattern), Ticket.id.in_(in_messages)))
+            in_messages = select(MessageRow.ticket_id).where(_icontains(s, MessageRow.text, f.text))
+            q = q.where(sa.or_(_icontains(s, Ticket.subject, f.text), Ticket.id.in_(in_messages)))
         rows = s.exec(q.order_by(Ticket.id.desc()).limit(f.limit)).all()
         return [_plain(ticket_snapshot(s, t)) for t in rows]
+
+
+def _casefold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _icontains(s: Session, column: Any, text: str) -> Any:
+    """`column` contains `text` ignoring case in any alphabet, `%` and `_` taken literally.
+
+    SQLite's LIKE and lower() fold ASCII letters only, so «принтер» would miss «Принтер»: there the
+    comparison goes through Python's casefold, registered on the connection in use. PostgreSQL's
+    ILIKE folds by the database's locale.
+    """
+    conn = s.connection()
+    if conn.dialect.name != "sqlite":
+        return column.icontains(text, autoescape=True)
+    conn.connection.driver_connection.create_function("maildesk_casefold", 1, _casefold, deterministic=True)
+    return sa.func.maildesk_casefold(column).contains(text.casefold(), autoescape=True)
 
 
 def show_ticket(engine: Engine, number: int) -> dict[str, Any] | None:
