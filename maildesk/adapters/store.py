@@ -99,7 +99,9 @@ class StoreTx:
         ticket, signal = None, None
         for ref in triage.refs:
             number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
-            row = s.get(Ticket, number) if number is not None else None
+            # locked from here to the commit (PostgreSQL): the decision is made on the ticket as the
+            # scheduler or another instance will find it, never on a status they change meanwhile
+            row = s.get(Ticket, number, with_for_update=True) if number is not None else None
             if row is not None:
                 ticket, signal = _view(s, row), ref
                 break
@@ -344,6 +346,8 @@ class _Apply:
             setattr(ticket, key, value)
         if self.d.accepted and ticket.accepted_at is None:
             ticket.accepted_at = self.now
+        if ticket.status == "feedback" and any(n.event == "info_needed" for n in self.d.notices):
+            set_waiting(ticket, "feedback", self.now, self.work)  # a new question: the requester's 10 days start again
         if new is None or new == ticket.status:
             return
         old = ticket.status

@@ -13,6 +13,8 @@ from maildesk.core.model import Outcome
 # status → the requester's notice when an agent moves the ticket there
 STATUS_NOTICES = {"resolved": "resolved", "closed": "closed", "in_progress": "status_changed",
                   "assigned": "status_changed"}
+# statuses that mean the ticket was taken into work (001 §4.6); feedback only pauses the acceptance clock
+ACCEPTING = frozenset({"assigned", "in_progress", "resolved", "closed"})
 
 
 def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Sequence[AgentRef], *,
@@ -60,7 +62,7 @@ def agent_decision(text: str, ticket: TicketView, actor: AgentRef, agents: Seque
         Outcome.APPENDED, "agent.commands" if plan.commands else "agent.reply", ticket=ticket.number,
         new_status=status if status != ticket.status else None, close_reason=reason,
         visibility="public" if public else "internal", events=tuple(events), notices=tuple(notices),
-        changes=changes, link_to=plan.link_to, accepted=bool(status and status not in ("new",)) or "owner" in changes,
+        changes=changes, link_to=plan.link_to, accepted=status in ACCEPTING or "owner" in changes,
         text=public or plan.note or "",
     )
 

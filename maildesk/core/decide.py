@@ -181,6 +181,10 @@ def _into_ticket(t: Triage, c: Context, policy: DecidePolicy) -> Decision:
         actor = next((a for a in policy.agents if a.address == t.sender), AgentRef(t.sender or "", ""))
         return agent_decision(t.text, ticket, actor, policy.agents)
     replied = Notice("agent_requester_replied", "owner")
+    if ticket.status in ("feedback", "resolved") and not (t.sender == ticket.requester or t.sender in ticket.participants):
+        # a colleague may add to the ticket, but only its requester or a participant answers the
+        # question, confirms or disputes the fix: the status and its clocks stay as they are
+        return replace(base, rule="reply.colleague", events=(("colleague_wrote", {}),), notices=base.notices + (replied,))
     if ticket.status == "feedback":
         return replace(
             base, rule="reply.feedback", new_status="in_progress",

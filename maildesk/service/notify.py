@@ -183,7 +183,7 @@ class NoticeComposer:
         if event == "info_requested":
             return {"missing": [FIELD_LABELS.get(k, k) for k in given.get("missing", ())], "form": FORM_TEMPLATE}
         if event == "attachment_refused":
-            refused = [{**item, "reason": _refusal(item["reason"]), "reason_label": REFUSAL_LABELS[_refusal(item["reason"])]}
+            refused = [{**item, "reason": _refusal(item["reason"]), "reason_label": REFUSAL_LABELS.get(_refusal(item["reason"]), OTHER_REFUSAL)}
                        for item in target.extra.get("refused", [])]
             return {"refused": refused, "max_images": self.max_images, "max_total_mb": _number(self.max_total_mb)}
         if event in ("agent_reply", "info_needed"):
@@ -241,6 +241,7 @@ REFUSAL_LABELS = {
     "type_not_allowed": "тип файла не принимается",
     "document_only": "в обращении нет текста, только вложение",
 }
+OTHER_REFUSAL = "файл не принят"
 REJECTION_LABELS = {
     "no_subject": "в письме нет темы",
     "no_text": "в письме нет текста обращения",

@@ -431,3 +431,43 @@ def test_actions_at_the_terminal_take_a_comment(app: Any, tmp_path: Path) -> Non
     [resolved] = sent_since(app, count)
     assert REQUESTER in resolved["To"] and "Обновили драйвер принтера." in body(resolved)
     assert show_ticket(app.engine, number)["status"] == "resolved"
+
+
+def test_a_new_question_gives_the_requester_ten_days_again(app: Any, clock: Any) -> None:
+    number, _ = new_ticket(app)
+    agent_mail(app, number, "/feedback Уточните номер кабинета.")
+    first = show_ticket(app.engine, number)
+    clock.advance(days=5)
+    agent_mail(app, number, "/feedback И ещё: какой браузер?")
+    second = show_ticket(app.engine, number)
+    assert second["status"] == "feedback"
+    assert second["waiting_since"] > first["waiting_since"], "the stale clock restarts with the new question"
+
+
+def test_a_colleague_adds_to_a_waiting_ticket_but_does_not_answer_for_the_requester(app: Any) -> None:
+    number, _ = new_ticket(app)
+    agent_mail(app, number, "/feedback Уточните номер кабинета.")
+    colleague = ingest_bytes(app, make_mail(sender="petrova@gb1.sev.gov.ru", sender_name="Петрова Ольга",
+                                            subject=f"Re: [СТП #{number}] Не открывается карта",
+                                            body="Кабинет 12, Мария Петровна в отпуске."))
+    ticket = show_ticket(app.engine, number)
+    assert (colleague.outcome, colleague.ticket) == (Outcome.APPENDED, number)
+    assert ticket["status"] == "feedback", "only the requester or a participant resumes the ticket"
+    assert "Кабинет 12" in ticket["messages"][-1]["text"]
+    requester_mail(app, number, "Кабинет 12.")
+    assert show_ticket(app.engine, number)["status"] == "in_progress"
+
+
+def test_a_question_is_not_taking_the_ticket_into_work(app: Any, clock: Any) -> None:
+    from maildesk.adapters.scheduler import housekeeping_pass
+
+    number, _ = new_ticket(app)
+    due = show_ticket(app.engine, number)["accept_due_at"]
+    agent_mail(app, number, "/feedback Уточните номер кабинета.")
+    clock.advance(hours=2)
+    requester_mail(app, number, "Кабинет 12.")
+    ticket = show_ticket(app.engine, number)
+    assert ticket["status"] == "in_progress" and ticket["accept_due_at"] > due, \
+        "the 2 h in feedback move the acceptance deadline on: the ticket is not yet taken into work"
+    clock.advance(days=3)
+    assert "sla_breach" in [e["job"] for e in housekeeping_pass(app)]
