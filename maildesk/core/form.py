@@ -90,11 +90,12 @@ _LABELS: tuple[tuple[str | None, str], ...] = (
     ("error_text", r"описание\s+(?:ошибки|проблемы)|текст\s+(?:сообщения\s+)?об?\s+ошибке|текст\s+ошибки|ошибка"),
     (None, r"данные\s+(?:о\s+)?пользовател[ея]|скриншоты|тема"),
 )
-_LINE = [
-    (key, re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?:" + label + r")\s*(?:\([^)\n]*\))?\s*"
-                     r"(?:[:\-–—\t]|$)(?P<value>.*)$", re.I))
-    for key, label in _LABELS
-]
+# One pattern for every label, tried in the table's order (alternation backtracks like a loop over
+# them would): a line is matched once, not once per label. Group lN names the label that matched.
+_LINE = re.compile(
+    r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?:"
+    + "|".join(f"(?P<l{i}>{label})" for i, (_, label) in enumerate(_LABELS))
+    + r")\s*(?:\([^)\n]*\))?\s*(?:[:\-–—\t]|$)(?P<value>.*)$", re.I)
 # Labels as words, for the one-typo match (labels of six letters or more only): a line
 # must still look like a field, a few words of letters and then a colon, tab or dash.
 _FUZZY_LABELS: tuple[tuple[str, str], ...] = tuple(
@@ -197,10 +198,10 @@ def _labelled_fields(text: str, limit: int) -> dict[str, str]:
 
 def _label(line: str) -> tuple[str | None, str] | None:
     probe = line.replace("ё", "е").replace("Ё", "Е")  # same length: spans stay valid
-    for key, pattern in _LINE:
-        match = pattern.match(probe)
-        if match:
-            return key, line[match.start("value"):]
+    match = _LINE.match(probe)
+    if match:
+        index = next(i for i in range(len(_LABELS)) if match.start(f"l{i}") >= 0)
+        return _LABELS[index][0], line[match.start("value"):]
     return _near_label(probe, line)
 
 

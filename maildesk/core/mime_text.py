@@ -237,6 +237,8 @@ def _attribution(lines: list[str], i: int) -> int:
         joined = " ".join(ln.strip() for ln in lines[i : i + span])
         if len(joined) > _MAX_ATTRIBUTION:
             break
+        if not joined.endswith(":"):  # every attribution below ends so: no regex for the other lines
+            continue
         # A real attribution names a date or an address; "Пользователь пишет:" in a request does not.
         if _WROTE.search(joined) and re.search(r"\d|@", joined):
             return span

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import queue
 import threading
+from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -188,23 +189,35 @@ class IngestPipeline:
         return True
 
     def _write_loop(self) -> None:
+        """Commit in arrival order: the oldest message (waited for), then every one after it already parsed.
+
+        Taking only what is ready keeps the workers parsing while a batch commits, instead of
+        the writer waiting for a whole queue to parse and the workers then waiting for the commit.
+        """
+        waiting: deque[_Job] = deque()
         stopping = False
-        while not stopping:
-            first = self.queue.get()
-            if first is None:
-                return
+        while waiting or not stopping:
+            if not waiting:
+                item = self.queue.get()
+                if item is None:
+                    return
+                waiting.append(item)
+            while not stopping:  # whatever has arrived meanwhile, without waiting
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                else:
+                    waiting.append(item)
             batch: list[_Job] = []
             try:
+                first = waiting.popleft()
                 if self._ready(first):
                     batch.append(first)
-                while len(batch) < MAX_BATCH:  # whatever else has arrived meanwhile joins this commit
-                    try:
-                        job = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stopping = True
-                        break
+                while waiting and len(batch) < MAX_BATCH and waiting[0].preparing.done():
+                    job = waiting.popleft()
                     if self._ready(job):
                         batch.append(job)
                 if batch:
