@@ -117,7 +117,7 @@ def put_back(server: Pymap) -> int:
 
 def drain(ctx: Context, server: Pymap, backend: str, pg_url: str, pipeline: bool, count: int) -> dict[str, Any]:
     box = make_sandbox(f"imap-{backend}", pg_url, imap=[account(server)])
-    command = [sys.executable, "-m", "bench.imap_drain", str(box.config_path)] + (["--pipeline"] if pipeline else [])
+    command = [sys.executable, "-m", "bench.imap_drain", str(box.config_path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
     ctx.progress.phase(f"IMAP: draining {count} ({backend}{', pipeline' if pipeline else ''})")
     try:
@@ -141,9 +141,9 @@ def drain(ctx: Context, server: Pymap, backend: str, pg_url: str, pipeline: bool
 
 def run(ctx: Context) -> None:
     count = ctx.sizes.imap_backlog
-    variants = [("sqlite", "", False)]
-    if ctx.sizes.imap_pipeline:
-        variants += [(name, url, True) for name, url in ctx.backends()]
+    # `maildesk imap poll-once` and `serve` drain alike, through the ingest pipeline; the full run
+    # does it on every backend, the quick one on SQLite
+    variants = [(name, url, True) for name, url in ctx.backends()] if ctx.sizes.imap_pipeline else [("sqlite", "", True)]
     with Pymap() as server:
         appended = fill(ctx, server, count)
         for index, (backend, pg_url, pipeline) in enumerate(variants):
@@ -163,7 +163,7 @@ def _row(ctx: Context, backend: str, pipeline: bool, count: int, result: dict[st
         limit = min(parse * (os.cpu_count() or 1), commit) if parse and commit else None
     else:  # one message at a time: parse, then commit
         limit = 1 / (1 / parse + 1 / commit) if parse and commit else None
-    how = "poll_once, daemon pipeline" if pipeline else "poll_once (as `maildesk imap poll-once`)"
+    how = "poll_once with the pipeline (as `maildesk imap poll-once`)"
     text = (f"{rate:6.1f} msg/s  {seconds:6.1f} s  peak RSS {result['vmhwm'] / MB:5.0f} MB"
             + (f" (with workers {result['tree_peak_pss'] / MB:.0f} MB PSS)" if pipeline else ""))
     if report.get("error") or report["fetched"] != count:

@@ -1,7 +1,7 @@
-"""`python -m bench.imap_drain CONFIG [--pipeline]`: one timed `maildesk imap poll-once`, printed as JSON with peak RSS.
+"""`python -m bench.imap_drain CONFIG`: one timed `maildesk imap poll-once`, printed as JSON with peak RSS.
 
-Without --pipeline it is exactly the command (`build(settings)`, then `poll_once`);
-with it the app first starts the daemon's shared ingest pipeline, as `maildesk serve` does.
+It is exactly the command: `build(settings)`, the shared ingest pipeline started (as
+`maildesk serve` and `imap poll-once` both do), then `poll_once`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from maildesk.config import load
 from maildesk.logs import setup_logging
 
 
-def main(config_path: str, pipeline: bool) -> None:
+def main(config_path: str) -> None:
     settings = load(config_path)
     setup_logging(settings.maildesk.log_format)
     app = build(settings)
-    if pipeline:
-        app.start_pipeline()
+    app.start_pipeline()
     began = time.perf_counter()
     report = poll_once(app)
     seconds = time.perf_counter() - began
@@ -37,4 +36,4 @@ def main(config_path: str, pipeline: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], "--pipeline" in sys.argv[2:])
+    main(sys.argv[1])

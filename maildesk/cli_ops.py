@@ -142,7 +142,12 @@ def cmd_imap_poll_once(args: argparse.Namespace) -> int:
     from maildesk.adapters.imap_poller import poll_once
     from maildesk.cli import _app, _print_json
 
-    report = poll_once(_app(args))
+    app = _app(args)
+    app.start_pipeline()  # as the daemon drains: parsing on every core, commits grouped
+    try:
+        report = poll_once(app)
+    finally:
+        app.close()
     if args.json:
         _print_json(report)
     else:

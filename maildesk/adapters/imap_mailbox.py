@@ -107,15 +107,17 @@ def open_mailbox(client: IMAPClient, account: ImapAccount) -> Mailbox:
     return Mailbox(*names, method=method, idle=client.has_capability("IDLE"))
 
 
-def transfer(client: IMAPClient, uid: int, target: str, method: str) -> None:
-    """Move one message; never a bare EXPUNGE, which would remove other clients' deleted mail."""
-    if method == "move":
-        client.move([uid], target)
+def transfer(client: IMAPClient, uids: list[int], target: str, method: str) -> None:
+    """Move messages, one command for all; never a bare EXPUNGE, which would remove other clients' deleted mail."""
+    if not uids:
         return
-    client.copy([uid], target)
-    client.add_flags([uid], [DELETED, DONE], silent=True)
+    if method == "move":
+        client.move(uids, target)
+        return
+    client.copy(uids, target)
+    client.add_flags(uids, [DELETED, DONE], silent=True)
     if method == "copy-expunge":
-        client.uid_expunge([uid])
+        client.uid_expunge(uids)
 
 
 def sizes_of(client: IMAPClient, uids: list[int]) -> dict[int, int]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ log = logging.getLogger("maildesk.imap")
 
 Submit = Callable[[bytes, Envelope], Future]
 
-WINDOW = 8  # messages fetched and in flight at once: enough to keep the pipeline busy
+WINDOW = 16  # messages fetched at once (two windows in flight): enough to keep the pipeline busy
 WINDOW_BYTES = 32 * 1024 * 1024  # announced size of one window's bodies: memory stays bounded with large mail
 IDLE_RENEW = 25 * 60  # RFC 2177: a server may end an IDLE after 30 minutes
 BACKOFF_MAX = 60.0
@@ -142,17 +143,20 @@ class ImapPoller:
         for uid, size in sized:
             if size > cap and not stop.is_set():
                 self._set_aside_too_large(client, box, report, uid, size)
+        # two windows in flight: the next one parses while the last one's messages are moved
+        in_flight: deque[list[tuple[int, Future]]] = deque()
         for window in batches([(uid, size) for uid, size in sized if size <= cap], WINDOW, WINDOW_BYTES):
             if stop.is_set() or report.temporary_failure:
                 break
             self._keep_lease()
             # one round trip fetches the window; PEEK leaves \Seen as it was
             bodies = client.fetch(window, ["BODY.PEEK[]"])
-            submitted = [(uid, self.submit(bodies[uid][b"BODY[]"], self.envelope))
-                         for uid in window if b"BODY[]" in bodies.get(uid, {})]  # absent: expunged meanwhile
-            for uid, future in submitted:
-                report.fetched += 1
-                self._finish(client, box, state, report, uid, future)
+            in_flight.append([(uid, self.submit(bodies[uid][b"BODY[]"], self.envelope))
+                              for uid in window if b"BODY[]" in bodies.get(uid, {})])  # absent: expunged meanwhile
+            if len(in_flight) > 1:
+                self._finish_window(client, box, state, report, in_flight.popleft())
+        while in_flight:
+            self._finish_window(client, box, state, report, in_flight.popleft())
         if report.fetched:
             log.info("IMAP %s: %s", self.account.name, report.as_dict())
         if not report.temporary_failure:
@@ -166,31 +170,42 @@ class ImapPoller:
                   "to %s, no ticket and no quarantine entry", self.account.name, uid, box.folder, size,
                   self.settings.smtp.max_message_size, box.quarantine,
                   extra={"alert": "imap_message_too_large", "account": self.account.name, "uid": uid, "size": size})
-        transfer(client, uid, box.quarantine, box.method)
+        transfer(client, [uid], box.quarantine, box.method)
         report.too_large += 1
         report.to_quarantine += 1
 
-    def _finish(self, client: IMAPClient, box: Mailbox, state: dict[str, Any], report: Report, uid: int,
-                future: Future) -> None:
-        """Move one message out once its commit is known; leave it when the store is down."""
+    def _finish_window(self, client: IMAPClient, box: Mailbox, state: dict[str, Any], report: Report,
+                       submitted: list[tuple[int, Future]]) -> None:
+        """Wait for a window's commits, then move its messages out, one command per folder."""
+        targets: dict[str, list[int]] = {box.processed: [], box.quarantine: []}
+        for uid, future in submitted:
+            report.fetched += 1
+            target = self._finish(box, state, report, uid, future)
+            if target is not None:
+                targets[target].append(uid)
+        for target, uids in targets.items():
+            transfer(client, uids, target, box.method)
+
+    def _finish(self, box: Mailbox, state: dict[str, Any], report: Report, uid: int, future: Future) -> str | None:
+        """Where one message goes once its commit is known; None (it stays) when the store is down."""
         try:
             result = future.result()
         except TemporaryFailure as exc:
             if not report.temporary_failure:
                 log.warning("IMAP %s: store unavailable, messages stay in %s: %s", self.account.name, box.folder, exc)
             report.temporary_failure = True
-            return
+            return None
         except Exception:
             if self._give_up(uid, state, report):
-                transfer(client, uid, box.quarantine, box.method)
                 report.to_quarantine += 1
-            return
+                return box.quarantine
+            return None
         self._forget(uid, state)
         report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
         to_quarantine = goes_to_quarantine(result)
-        transfer(client, uid, box.quarantine if to_quarantine else box.processed, box.method)
         report.to_quarantine += to_quarantine
         report.to_processed += not to_quarantine
+        return box.quarantine if to_quarantine else box.processed
 
     def _state(self, uidvalidity: int) -> dict[str, Any]:
         """Attempt counters for this UIDVALIDITY; a new one makes old UIDs meaningless."""

@@ -363,6 +363,8 @@ class _Apply:
 
     def _participants(self) -> None:
         assert self.ticket is not None
+        if not self.d.add_participants:
+            return
         known = set(self.s.exec(select(Participant.email).where(Participant.ticket_id == self.ticket.id)).all())
         for email in dict.fromkeys(self.d.add_participants):
             if email not in known:
@@ -415,7 +417,7 @@ class _Apply:
             message_row_id=self.message.id if self.message else None, source=self.inc.envelope.source,
             at=self.now, decision=dict(self.d.record) or {"rule": self.d.rule},
         ))
-        self.s.flush()
+        # flushed with the savepoint it runs in: nothing reads it back first
 
 
 def set_waiting(ticket: Ticket, status: str, now: datetime, work: WorkClock | None) -> None:
