@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
@@ -36,18 +37,24 @@ def sd_notify(message: str) -> None:
 
 
 async def outbox_loop(app: App, stop: asyncio.Event, interval: float = 2.0) -> None:
-    """Deliver due notifications until stopped; a failing pass is logged and retried."""
+    """Deliver due notifications until stopped; a failing pass is logged and retried, the relay's state reported."""
+    from maildesk.adapters.http_status import metrics_for
     from maildesk.adapters.outbox import OutboxWorker
 
     limit = 100
     worker = OutboxWorker(app.engine, make_transport(app.settings), app.settings.desks[0].address,
                           app.settings.outgoing.auto_cap_per_day, composer=app.composer)
     loop = asyncio.get_running_loop()
+    metrics = metrics_for(app)
+    halt = threading.Event()  # the pass in the executor sees the stop between two messages
+    asyncio.ensure_future(stop.wait()).add_done_callback(lambda _: halt.set())
     while not stop.is_set():
         try:
-            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now(), limit)
-        except Exception:
+            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now(), limit, halt)
+            metrics.set_component("outbox", not worker.relay_error, worker.relay_error or "delivering")
+        except Exception as exc:
             log.exception("outbox pass failed; retrying")
+            metrics.set_component("outbox", False, f"pass failed: {exc}"[:300])
             worker.claimed = 0
         if worker.claimed < limit:  # a full pass means more are due: go on at once
             await _wait(stop, interval)

@@ -88,6 +88,7 @@ class ImapPoller:
         self.phase = "starting"  # starting, draining, idle, waiting, backoff, stopped: for tests and check
         self.idle_slice = IDLE_SLICE
         self.last_pass = time.monotonic()  # when a pass last finished (or the poller started)
+        self.trouble = ""  # why the last connection or pass failed; "" once a pass has gone through (health)
 
     def lag(self) -> float:
         """Seconds since the last finished pass: about poll_seconds at most while all is well."""
@@ -159,8 +160,10 @@ class ImapPoller:
             self._finish_window(client, box, state, report, in_flight.popleft())
         if report.fetched:
             log.info("IMAP %s: %s", self.account.name, report.as_dict())
-        if not report.temporary_failure:
-            self.last_pass = time.monotonic()
+        if report.temporary_failure:
+            self.trouble = "store unavailable: messages stay in the mailbox"
+        else:
+            self.last_pass, self.trouble = time.monotonic(), ""
         return report
 
     def _set_aside_too_large(self, client: IMAPClient, box: Mailbox, report: Report, uid: int, size: int) -> None:
@@ -258,6 +261,7 @@ class ImapPoller:
                     self.phase = "waiting"  # leased to another instance
                     stop.wait(self.account.poll_seconds)
             except Exception as exc:
+                self.trouble = f"{type(exc).__name__}: {exc}"[:300]
                 if self.last_pass > started:
                     delay = 1.0  # the connection worked for a while: back off from the start again
                 self._log_failure(exc, delay)
@@ -342,6 +346,8 @@ async def run_pollers(app: Any, stop: asyncio.Event) -> None:
         while not stop.is_set():
             for poller in group.pollers:
                 metrics.set_imap_lag(poller.account.name, poller.lag())
+                metrics.set_component(f"imap:{poller.account.name}", not poller.trouble,
+                                      poller.trouble or f"{poller.account.user}@{poller.account.host}: {poller.phase}")
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), LAG_REPORT_SECONDS)
     finally:

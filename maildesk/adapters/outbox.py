@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,7 +52,7 @@ class _Due:
 @dataclass(frozen=True)
 class _Result:
     row: _Due
-    state: str  # sent / failed / held / retry
+    state: str  # sent / failed / held / retry / release (not tried)
     error: str = ""
     relay_down: bool = False  # no relay at all: the rest of the pass waits too
     over: tuple[str, ...] = ()  # held: the recipients over the cap, with their count
@@ -67,13 +68,15 @@ class OutboxWorker:
     owner: str = f"{socket.gethostname()}:{os.getpid()}"
     composer: Composer | None = None  # alerts the agents when automatic mail is held; None: log only
     claimed: int = 0  # rows the last pass took: a full pass means more are waiting
+    relay_error: str = ""  # why the last pass could not reach the relay; "" once a message went out (health)
 
-    def deliver_due(self, now: datetime, limit: int = 100) -> int:
+    def deliver_due(self, now: datetime, limit: int = 100, stop: threading.Event | None = None) -> int:
         """Send what is due; returns how many were sent. Safe to run on several instances at once.
 
         One transaction claims the pass's rows and reads the day's automatic mail for the
         cap, and the results are written back every RECORD_EVERY messages, so that the
-        database is touched a few times a pass rather than several times a message.
+        database is touched a few times a pass rather than several times a message. When `stop`
+        is set the pass ends after the message in hand; the rows it did not reach are let go.
         """
         rows, sent_today = self._claim(now, limit)
         self.claimed = len(rows)
@@ -83,10 +86,16 @@ class OutboxWorker:
         sent = 0
         with self.transport:
             for index, row in enumerate(rows):
+                if stop is not None and stop.is_set():
+                    results += [_Result(r, "release") for r in rows[index:]]
+                    break
                 result = self._attempt(row, sent_today)
                 results.append(result)
                 sent += result.state == "sent"
+                if result.state == "sent":
+                    self.relay_error = ""
                 if result.relay_down:
+                    self.relay_error = result.error
                     results += [_Result(r, "retry", result.error) for r in rows[index + 1:]]
                     break
                 if len(results) >= RECORD_EVERY:
@@ -140,6 +149,9 @@ class OutboxWorker:
 
     def _record_one(self, s: Session, result: _Result, now: datetime) -> None:
         row, error = result.row, result.error[:2000]
+        if result.state == "release":  # not tried: free for the next pass, here or on another instance
+            s.execute(sa.update(OutboxRow).where(OutboxRow.id == row.id).values(lease_owner=None, lease_until=None))
+            return
         values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "last_error": error,
                                   "attempts": row.attempts + 1}
         state = result.state

@@ -317,6 +317,7 @@ def test_login_failure_is_logged_and_retried(make_app: Callable[..., Any], box: 
     try:
         wait_until(lambda: sum("login as" in r.getMessage() for r in caplog.records) >= 2, 10, "two login attempts")
         assert thread.is_alive()
+        assert worker.trouble.startswith("LoginError"), "what /health reports for this account"
     finally:
         stop.set()
         thread.join(5)

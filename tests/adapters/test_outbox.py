@@ -85,6 +85,7 @@ def test_relay_down_then_retried_and_delivered_once(app: Any, sink: tuple[Sink, 
     ingest_bytes(app, make_mail())
     down = OutboxWorker(app.engine, SmtpTransport("127.0.0.1", free_port(), timeout=2), DESK)
     assert down.deliver_due(clock.now()) == 0
+    assert "relay 127.0.0.1" in down.relay_error, "what /health reports for the outbox"
     rows = list_outbox(app.engine)
     assert {r["state"] for r in rows} == {"pending"} and all(r["attempts"] == 1 for r in rows)
     assert all("relay" in r["last_error"] for r in rows)
@@ -230,3 +231,15 @@ def test_relay_down_ends_the_pass_after_one_try(app: Any, clock: Any) -> None:
     rows = list_outbox(app.engine)
     assert len(rows) == 10 and {r["state"] for r in rows} == {"pending"}
     assert all(r["attempts"] == 1 and datetime.fromisoformat(r["next_attempt_at"]) > clock.now() for r in rows)
+
+
+def test_a_stop_ends_the_pass_and_lets_the_rest_go(app: Any, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    for i in range(3):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    stop = threading.Event()
+    stop.set()  # as SIGTERM does while a pass runs
+    assert worker(app, port).deliver_due(app.deps.clock.now(), stop=stop) == 0
+    rows = list_outbox(app.engine)
+    assert {r["state"] for r in rows} == {"pending"} and all(r["attempts"] == 0 for r in rows)
+    assert worker(app, port).deliver_due(app.deps.clock.now()) == 6, "taken at once by the next pass, no lease to wait out"
