@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -155,15 +155,33 @@ def ticket_snapshot(s: Session, ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def thread_ids(s: Session, ticket_id: int) -> tuple[str, ...]:
-    """Message-IDs of a ticket's mail in order, for References: the first and the latest."""
+AGENT_ROLES = ("agents", "owner", "supervisor")
+
+
+def thread_ids(s: Session, ticket_id: int, seen_by: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Message-IDs of a ticket's mail in order, for References: the first and the latest.
+
+    With `seen_by`, only mail those addresses have seen: what they sent and what we sent them.
+    A requester never saw an agent's mail to the desk nor our notices to the agents.
+    """
     incoming = s.exec(
-        select(MessageRow.message_id).where(MessageRow.ticket_id == ticket_id, MessageRow.message_id.is_not(None))
-        .order_by(MessageRow.id)
+        select(MessageRow.message_id, MessageRow.sender)
+        .where(MessageRow.ticket_id == ticket_id, MessageRow.message_id.is_not(None)).order_by(MessageRow.id)
     ).all()
-    sent = s.exec(select(OutboxRow.message_id).where(OutboxRow.ticket_id == ticket_id).order_by(OutboxRow.id)).all()
-    ids = [i for i in incoming if i][:1] + [i for i in incoming if i][1:][-5:] + list(sent)[-5:]
+    sent = s.exec(select(OutboxRow.message_id, OutboxRow.recipients).where(OutboxRow.ticket_id == ticket_id)
+                  .order_by(OutboxRow.id)).all()
+    if seen_by is not None:
+        seen = {a.lower() for a in seen_by}
+        incoming = [(i, who) for i, who in incoming if (who or "").lower() in seen]
+        sent = [(i, to) for i, to in sent if seen & {r.lower() for r in to}]
+    got = [i for i, _ in incoming if i]
+    ids = got[:1] + got[1:][-5:] + [i for i, _ in sent][-5:]
     return tuple(dict.fromkeys(ids))
+
+
+def visible_thread(s: Session, ticket_id: int, notice: Notice, recipients: tuple[str, ...]) -> tuple[str, ...]:
+    """The thread a notice may name: all of it for the agents, what they saw for anyone else."""
+    return thread_ids(s, ticket_id, None if notice.to in AGENT_ROLES else recipients)
 
 
 class _Apply:
@@ -383,15 +401,17 @@ class _Apply:
         if not self.d.notices:
             return
         snapshot = ticket_snapshot(self.s, self.ticket) if self.ticket else None
-        if self.d.create is not None:  # a new ticket's thread is the message that opened it
-            ids = (self.inc.mail.message_id,) if self.inc.mail and self.inc.mail.message_id else ()
-        else:
-            ids = thread_ids(self.s, self.ticket.id) if self.ticket and self.ticket.id else ()
+        opened = (self.inc.mail.message_id,) if self.inc.mail and self.inc.mail.message_id else ()
         for notice in self.d.notices:
             extra: dict[str, Any] = {"refused": self._refused_info(notice)}
             if notice.event == "my_tickets" and self.t is not None and self.t.sender:
                 extra.update(open_tickets_of(self.s, self.t.sender, self.t.sender_name, self.shared_domains))
-            target = NoticeTarget(notice, self._recipients(notice, snapshot), snapshot, ids, self.inc.mail, extra)
+            recipients = self._recipients(notice, snapshot)
+            if self.d.create is not None:  # a new ticket's thread is the message that opened it
+                ids = opened
+            else:
+                ids = visible_thread(self.s, self.ticket.id, notice, recipients) if self.ticket and self.ticket.id else ()
+            target = NoticeTarget(notice, recipients, snapshot, ids, self.inc.mail, extra)
             emit(self.s, self.ticket, target, self.composer, self.now)
 
     def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
@@ -476,10 +496,10 @@ def role_recipients(s: Session, notice: Notice, snapshot: dict[str, Any] | None)
 
 def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Composer, now: datetime) -> None:
     """Compose one notice and queue it in the outbox, in the caller's transaction."""
-    if ticket is not None and ticket.id and not target.thread_ids:
-        target = replace(target, thread_ids=thread_ids(s, ticket.id))
-    if not target.recipients and target.notice.to not in ("agents", "owner", "supervisor"):
+    if not target.recipients and target.notice.to not in AGENT_ROLES:
         return
+    if ticket is not None and ticket.id and not target.thread_ids:
+        target = replace(target, thread_ids=visible_thread(s, ticket.id, target.notice, target.recipients))
     out = composer.compose(target, now)
     if out is None:
         return

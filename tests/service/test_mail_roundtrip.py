@@ -233,3 +233,19 @@ def test_outbox_retry_force_on_the_command_line(app: Any, sink: tuple[Sink, int]
     handler, port = sink
     worker(app, port, cap=1).deliver_due(datetime.now(timezone.utc) + timedelta(minutes=1))
     assert {r["id"]: r["state"] for r in list_outbox(app.engine)}[held["id"]] == "sent"
+
+
+def test_a_reminder_names_only_mail_the_requester_has_seen(app: Any, sink: tuple[Sink, int]) -> None:
+    from maildesk.adapters.scheduler import housekeeping_pass
+
+    number, to_requester, to_agents = open_ticket(app, sink)
+    raw, agent_id = client_reply(to_agents, "/feedback Уточните номер кабинета.", sender=AGENT, name="Петров Пётр")
+    ingest_bytes(app, raw)
+    question = only_to(relay(app, sink), REQUESTER)
+    app.deps.clock.advance(days=10)  # 8 working days: past the reminder, before the close
+    assert "stale_remind" in [e["job"] for e in housekeeping_pass(app)]
+    reminder = only_to(relay(app, sink), REQUESTER)
+    seen = {*ids(to_requester["Message-ID"]), *ids(question["Message-ID"]), ORIGINAL_ID}
+    assert ids(reminder["In-Reply-To"])[0] in seen
+    assert set(ids(reminder["References"])) <= seen, "no agent's mail, no notice to the agents"
+    assert agent_id not in ids(reminder["References"]) and show_ticket(app.engine, number)["status"] == "feedback"
