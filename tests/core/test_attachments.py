@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from maildesk.core.attachments import AttachmentPolicy, check_attachments, never_stored, safe_filename, sniff_type
+from maildesk.core.attachments import AttachmentPolicy, check_attachments, never_stored, safe_filename
+from maildesk.core.filetypes import sniff_type
 from maildesk.core.model import Attachment, InboundMail
 from maildesk.core.parse import parse
 from tests.core.mailfactory import file, mail
