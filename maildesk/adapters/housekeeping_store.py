@@ -63,27 +63,38 @@ class SqlHousekeepingStore:
             rows = conn.exec_driver_sql(prefix + sql).fetchall()
             return [" ".join(str(c) for c in row) for row in rows]
 
-    def apply_due(self, item: DueTicket, change: DueChange, now: datetime, composer: Composer) -> bool:
-        """Apply one change if the ticket is still as it was read; False when someone got there first."""
-        values: dict[str, Any] = {**change.marks, "version": item.version + 1, "updated_at": now}
+    def apply_due(self, changes: Sequence[tuple[DueTicket, DueChange]], now: datetime,
+                  composer: Composer) -> list[bool]:
+        """Apply changes in one transaction, each where the ticket is still as it was read (else False).
+
+        One commit for the lot: a pass that closes a thousand tickets pays for one fsync, not a thousand.
+        """
         with session_scope(self.engine) as s:
-            claimed = s.execute(
-                sa.update(Ticket).where(Ticket.id == item.number, Ticket.version == item.version).values(**values)
-            ).rowcount == 1
-            if not claimed:
-                return False
-            ticket = s.get(Ticket, item.number)
-            assert ticket is not None
-            s.refresh(ticket)
-            if change.new_status is not None:
-                ticket.status = change.new_status
-                set_waiting(ticket, change.new_status, now, self.work)
-                if change.new_status == "closed":
-                    ticket.close_reason, ticket.closed_at = change.close_reason, now
-            action, detail = change.event
-            s.add(EventRow(ticket_id=item.number, at=now, actor="system", action=action, detail=detail))
-            s.flush()
-            snapshot = ticket_snapshot(s, ticket)
-            for notice in change.notices:
-                emit(s, ticket, NoticeTarget(notice, role_recipients(s, notice, snapshot), snapshot), composer, now)
-            return True
+            applied = []
+            for item, change in changes:
+                with s.begin_nested():
+                    applied.append(self._apply_one(s, item, change, now, composer))
+            return applied
+
+    def _apply_one(self, s: Any, item: DueTicket, change: DueChange, now: datetime, composer: Composer) -> bool:
+        values: dict[str, Any] = {**change.marks, "version": item.version + 1, "updated_at": now}
+        claimed = s.execute(
+            sa.update(Ticket).where(Ticket.id == item.number, Ticket.version == item.version).values(**values)
+        ).rowcount == 1
+        if not claimed:
+            return False
+        ticket = s.get(Ticket, item.number)
+        assert ticket is not None
+        s.refresh(ticket)
+        if change.new_status is not None:
+            ticket.status = change.new_status
+            set_waiting(ticket, change.new_status, now, self.work)
+            if change.new_status == "closed":
+                ticket.close_reason, ticket.closed_at = change.close_reason, now
+        action, detail = change.event
+        s.add(EventRow(ticket_id=item.number, at=now, actor="system", action=action, detail=detail))
+        s.flush()
+        snapshot = ticket_snapshot(s, ticket)
+        for notice in change.notices:
+            emit(s, ticket, NoticeTarget(notice, role_recipients(s, notice, snapshot), snapshot), composer, now)
+        return True

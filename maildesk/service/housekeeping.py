@@ -39,7 +39,8 @@ class DueChange:
 
 class HousekeepingStore(Protocol):
     def due(self, job: str, now: datetime, limit: int) -> Sequence[DueTicket]: ...
-    def apply_due(self, item: DueTicket, change: DueChange, now: datetime, composer: Any) -> bool: ...
+    def apply_due(self, changes: Sequence[tuple[DueTicket, DueChange]], now: datetime,
+                  composer: Any) -> list[bool]: ...
 
 
 @dataclass(frozen=True)
@@ -99,17 +100,21 @@ def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPol
     raise ValueError(f"unknown job {job!r}")
 
 
+APPLY_BATCH = 100  # changes committed together, each in its own savepoint
+
+
 def run_job(job: str, store: HousekeepingStore, composer: Any, now: datetime, policy: HousekeepingPolicy,
             *, dry_run: bool = False, limit: int = 10_000) -> list[dict[str, Any]]:
     """One pass of a job as of `now`; returns what it did (or, dry, would do). Safe to run anywhere, twice."""
     done: list[dict[str, Any]] = []
-    for item in store.due(job, now, limit):
-        change = change_for(job, item, now, policy)
-        if change is None:
-            continue
-        if dry_run or store.apply_due(item, change, now, composer):
-            done.append({"job": job, "ticket": item.number, "due_at": item.due_at.isoformat(),
-                         "status": change.new_status or item.status})
+    due = [(item, change) for item in store.due(job, now, limit)
+           if (change := change_for(job, item, now, policy)) is not None]
+    for start in range(0, len(due), APPLY_BATCH):
+        chunk = due[start:start + APPLY_BATCH]
+        applied = [True] * len(chunk) if dry_run else store.apply_due(chunk, now, composer)
+        done += [{"job": job, "ticket": item.number, "due_at": item.due_at.isoformat(),
+                  "status": change.new_status or item.status}
+                 for (item, change), ok in zip(chunk, applied) if ok]
     if done and not dry_run:
         log.info("%s: %d ticket(s)", job, len(done))
     return done
