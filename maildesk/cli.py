@@ -119,7 +119,8 @@ def cmd_tickets_show(args: argparse.Namespace) -> int:
     print(f"  status: {STATUS_LABELS[data['status']]} ({data['status']})  priority: {data['priority']}  "
           f"impact: {data['impact'] or '-'}  owner: {data['owner'] or '-'}  line: {data['line']}")
     print(f"  requester: {data['requester_name']} <{data['requester_email']}>  organisation: {data['organisation'] or '-'}")
-    print(f"  created: {data['created_at']}  acceptance due: {data['accept_due_at'] or '-'}")
+    print(f"  created: {data['created_at']}  acceptance due: {data['accept_due_at'] or '-'}"
+          + (f"  resolution due: {data['resolve_due_at']}" if data.get("resolve_due_at") else ""))
     for m in data["messages"]:
         arrow = "→" if m["direction"] == "in" else "←"
         print(f"\n{arrow} {m['created_at']} {m['sender_name']} <{m['sender']}> [{m['kind']}, {m['visibility']}]")

@@ -116,6 +116,8 @@ class SlaSection:
     acceptance_hours: float = 8.0
     warn_share: float = 0.75
     supervisor: str = ""  # address for breach notices; empty: agents with role supervisor
+    # working hours to resolve a ticket of priority 1, 2, 3, 4 (0: no target); empty: no resolution targets
+    resolution_hours: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("senders.authserv_id: required when senders.authentication = 'trusted-relay'")
     if not 0 < settings.sla.warn_share < 1:
         raise ConfigError(f"sla.warn_share: must be between 0 and 1, got {settings.sla.warn_share}")
+    targets = settings.sla.resolution_hours
+    if targets and (len(targets) != 4 or any(h < 0 for h in targets)):
+        raise ConfigError(f"sla.resolution_hours: four working-hour targets ≥ 0, for priorities 1 to 4, "
+                          f"got {list(targets)}")
     if settings.stale.remind_before_days >= settings.stale.close_after_days:
         raise ConfigError("stale.remind_before_days: must be less than stale.close_after_days")
     _check_imap(settings)

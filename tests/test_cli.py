@@ -288,8 +288,8 @@ def test_jobs_dry_run_shows_what_would_close(config: Path) -> None:
 def test_jobs_list_names_every_scheduled_job(config: Path) -> None:
     listed = maildesk(config, "jobs", "list").stdout.decode()
     names = [line.split()[0] for line in listed.splitlines()]
-    assert names == ["housekeeping", "stale_close", "stale_remind", "sla_warning", "sla_breach", "calendar_check",
-                     "retention", "outbox"]
+    assert names == ["housekeeping", "stale_close", "stale_remind", "sla_warning", "sla_breach", "resolve_warning",
+                     "resolve_breach", "calendar_check", "retention", "outbox"]
     ran = maildesk(config, "jobs", "run", "retention", "--dry-run").stdout.decode()
     assert ran.startswith("would act on 0 ticket(s)")
 

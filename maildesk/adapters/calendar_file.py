@@ -67,5 +67,6 @@ class _UnknownYearWarning:
 def work_clock(settings: Settings) -> WorkClock:
     calendar, hours = load_calendar(settings)
     policy = DeadlinePolicy(settings.sla.acceptance_hours, settings.sla.warn_share,
-                            settings.stale.close_after_days, settings.stale.remind_before_days)
+                            settings.stale.close_after_days, settings.stale.remind_before_days,
+                            settings.stale.close_resolved_on_silence, settings.sla.resolution_hours)
     return WorkClock(calendar, hours, policy, _UnknownYearWarning())

@@ -79,6 +79,8 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_tickets_stale", "status", "stale_close_at"),
         sa.Index("ix_tickets_accept_warn", "accepted_at", "accept_warn_at"),
         sa.Index("ix_tickets_accept_due", "accepted_at", "accept_due_at"),
+        sa.Index("ix_tickets_resolve_warn", "resolve_warned_at", "resolve_warn_at"),
+        sa.Index("ix_tickets_resolve_due", "resolve_breached_at", "resolve_due_at"),
         {"sqlite_autoincrement": True},
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -101,6 +103,11 @@ class Ticket(SQLModel, table=True):
     accept_due_at: datetime | None = _ts()  # acceptance deadline; moved on while the ticket waits
     accept_warned_at: datetime | None = _ts()
     accept_breached_at: datetime | None = _ts()
+    resolve_warn_at: datetime | None = _ts()  # the resolution target of the ticket's priority ([sla] resolution_hours)
+    resolve_due_at: datetime | None = _ts()
+    resolve_warned_at: datetime | None = _ts()
+    resolve_breached_at: datetime | None = _ts()
+    resolve_paused_hours: float = Field(default=0.0)  # working hours spent waiting for the requester
     waiting_since: datetime | None = _ts()  # in feedback/resolved: since when the requester is awaited
     remind_at: datetime | None = _ts()  # due times of the stale-ticket reminder and close
     stale_close_at: datetime | None = _ts()

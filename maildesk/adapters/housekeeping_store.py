@@ -17,7 +17,8 @@ from maildesk.core.lifecycle import WAITING_STATUSES
 from maildesk.service.housekeeping import DueChange, DueTicket
 from maildesk.service.ports import Composer, NoticeTarget
 
-_ACTIVE_UNACCEPTED = sa.and_(Ticket.accepted_at.is_(None), Ticket.status.in_(("new", "assigned", "in_progress")))
+_ACTIVE = Ticket.status.in_(("new", "assigned", "in_progress"))  # in feedback and resolved the clocks stand
+_ACTIVE_UNACCEPTED = sa.and_(Ticket.accepted_at.is_(None), _ACTIVE)
 
 
 def _query(job: str, now: Any, close_resolved: bool) -> tuple[Any, Any, Any]:
@@ -33,6 +34,11 @@ def _query(job: str, now: Any, close_resolved: bool) -> tuple[Any, Any, Any]:
                                                Ticket.accept_due_at > now), Ticket.accept_due_at)
     if job == "sla_breach":
         return Ticket.accept_due_at, sa.and_(_ACTIVE_UNACCEPTED, Ticket.accept_breached_at.is_(None)), None
+    if job == "resolve_warning":
+        return (Ticket.resolve_warn_at, sa.and_(_ACTIVE, Ticket.resolve_warned_at.is_(None),
+                                                Ticket.resolve_due_at > now), Ticket.resolve_due_at)
+    if job == "resolve_breach":
+        return Ticket.resolve_due_at, sa.and_(_ACTIVE, Ticket.resolve_breached_at.is_(None)), None
     raise KeyError(job)
 
 

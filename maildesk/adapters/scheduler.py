@@ -67,7 +67,7 @@ def retention(app: Any, now: datetime, dry_run: bool = False) -> list[Entry]:
 
 
 SCHEDULE: tuple[ScheduledJob, ...] = (
-    ScheduledJob("housekeeping", HOUSEKEEPING_SECONDS, "the four passes below, in this order", housekeeping),
+    ScheduledJob("housekeeping", HOUSEKEEPING_SECONDS, "the six passes below, in this order", housekeeping),
     ScheduledJob("stale_close", HOUSEKEEPING_SECONDS, "close tickets awaiting the requester past the stale limit",
                  _one("stale_close"), part_of="housekeeping"),
     ScheduledJob("stale_remind", HOUSEKEEPING_SECONDS, "remind requesters before the stale close",
@@ -76,6 +76,10 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
                  _one("sla_warning"), part_of="housekeeping"),
     ScheduledJob("sla_breach", HOUSEKEEPING_SECONDS, "tell the supervisor of tickets past the acceptance deadline",
                  _one("sla_breach"), part_of="housekeeping"),
+    ScheduledJob("resolve_warning", HOUSEKEEPING_SECONDS, "warn agents of tickets nearing their resolution target",
+                 _one("resolve_warning"), part_of="housekeeping"),
+    ScheduledJob("resolve_breach", HOUSEKEEPING_SECONDS, "tell the supervisor of tickets past their resolution target",
+                 _one("resolve_breach"), part_of="housekeeping"),
     ScheduledJob("calendar_check", 24 * 3600, "warn while next year's production calendar is missing (December)",
                  calendar_check),
     ScheduledJob("retention", 6 * 3600, "purge refused and ignored mail without a ticket past [retention]",

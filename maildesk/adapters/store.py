@@ -150,7 +150,8 @@ def ticket_snapshot(s: Session, ticket: Ticket) -> dict[str, Any]:
         "desk": ticket.desk, "requester_email": requester.email if requester else "",
         "requester_name": requester.name if requester else "", "organisation": org.name if org else "",
         "created_at": ticket.created_at, "updated_at": ticket.updated_at,
-        "accept_due_at": ticket.accept_due_at, "waiting_since": ticket.waiting_since,
+        "accept_due_at": ticket.accept_due_at, "resolve_due_at": ticket.resolve_due_at,
+        "waiting_since": ticket.waiting_since,
         "closed_at": ticket.closed_at, "linked_ticket": ticket.linked_ticket_id,
     }
 
@@ -282,6 +283,7 @@ class _Apply:
         )
         if self.work is not None:
             self.ticket.accept_warn_at, self.ticket.accept_due_at = self.work.acceptance(self.now)
+            set_resolution(self.ticket, self.work)
         set_waiting(self.ticket, create.status, self.now, self.work)
         self.s.add(self.ticket)
         self.s.flush()
@@ -362,6 +364,8 @@ class _Apply:
         ticket.updated_at = self.now
         for key, value in self.d.changes.items():
             setattr(ticket, key, value)
+        if "priority" in self.d.changes:
+            set_resolution(ticket, self.work)  # the new priority's target, from the ticket's arrival
         if self.d.accepted and ticket.accepted_at is None:
             ticket.accepted_at = self.now
         if ticket.status == "feedback" and any(n.event == "info_needed" for n in self.d.notices):
@@ -444,19 +448,32 @@ def set_waiting(ticket: Ticket, status: str, now: datetime, work: WorkClock | No
     """Entering feedback/resolved starts the stale-ticket clock; any other status stops it."""
     if status in WAITING_STATUSES:
         ticket.waiting_since, ticket.reminded_at = now, None
-        ticket.remind_at, ticket.stale_close_at = work.stale(now) if work is not None else (None, None)
+        ticket.remind_at, ticket.stale_close_at = work.stale(now, status) if work is not None else (None, None)
     else:
         ticket.waiting_since = ticket.remind_at = ticket.stale_close_at = ticket.reminded_at = None
 
 
 def resume_clocks(ticket: Ticket, now: datetime, work: WorkClock | None) -> None:
-    """Leaving a waiting status moves the acceptance deadline on by the working time spent waiting."""
-    if work is None or ticket.waiting_since is None or ticket.accepted_at is not None:
+    """Leaving a waiting status moves the acceptance deadline and the resolution target on by the time waited."""
+    if work is None or ticket.waiting_since is None:
+        return
+    ticket.resolve_paused_hours = (ticket.resolve_paused_hours or 0.0) + work.between(
+        ticket.waiting_since, now).total_seconds() / 3600
+    set_resolution(ticket, work)
+    if ticket.accepted_at is not None:
         return
     if ticket.accept_due_at is not None:
         ticket.accept_due_at = work.resume(ticket.accept_due_at, ticket.waiting_since, now)
     if ticket.accept_warn_at is not None and ticket.accept_warned_at is None:
         ticket.accept_warn_at = work.resume(ticket.accept_warn_at, ticket.waiting_since, now)
+
+
+def set_resolution(ticket: Ticket, work: WorkClock | None) -> None:
+    """The resolution target of the ticket's priority, counted from its arrival plus the time it waited."""
+    if work is None or ticket.created_at is None:
+        return
+    ticket.resolve_warn_at, ticket.resolve_due_at = work.resolution(
+        ticket.created_at, ticket.priority, ticket.resolve_paused_hours or 0.0)
 
 
 def open_tickets_of(s: Session, email: str, name: str, shared_domains: tuple[str, ...] = ()) -> dict[str, Any]:

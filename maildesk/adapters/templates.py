@@ -38,7 +38,7 @@ Context contract (every key must be present: a missing one is an error, not a bl
     agent_new_ticket        text
     agent_requester_replied text, author ("Name <address>")
     agent_command_error     errors (list of {line, error})
-    sla_warning, sla_breach elapsed (str), deadline (str)
+    sla_warning, sla_breach elapsed (str), deadline (str), stage (acceptance or resolution)
     outbox_held             recipient, count, period (e.g. "за сутки"),
                             held_subject; ticket may be None
 Filters: `filesize` (bytes → "1,5 МБ"), `plural(one, few, many)` (Russian number
@@ -241,8 +241,8 @@ _EXTRAS: dict[str, dict[str, Any]] = {
     "agent_command_error": {"ticket": _WORKING, "errors": [
         {"line": "/priority 1", "error": "приоритет «Неотложный» не допускается при влиянии «Малое»"},
         {"line": "/status done", "error": "неизвестный статус «done»"}]},
-    "sla_warning": {"elapsed": "6 ч 24 мин", "deadline": "13.03.2025 08:41"},
-    "sla_breach": {"elapsed": "8 ч 5 мин", "deadline": "13.03.2025 08:41"},
+    "sla_warning": {"elapsed": "6 ч 24 мин", "deadline": "13.03.2025 08:41", "stage": "acceptance"},
+    "sla_breach": {"elapsed": "8 ч 5 мин", "deadline": "13.03.2025 08:41", "stage": "acceptance"},
     "outbox_held": {"recipient": "m.ivanova@sev.gov.ru", "count": 40, "period": "за сутки",
                     "held_subject": "[СТП #1234] Заявка решена, подтвердите результат"},
 }

@@ -16,6 +16,7 @@ class DeadlinePolicy:
     stale_days: int = 10  # 002: closed after 10 working days without the requester's reply
     remind_days: int = 3  # reminder this many working days before the close
     close_resolved_on_silence: bool = True  # else a resolved ticket waits for an agent to close it
+    resolution_hours: tuple[float, ...] = ()  # targets for priorities 1–4 (0: none); empty: none
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class WorkClock:
         """(warn at, due at) for a ticket that arrived at `arrived`."""
         total = self.policy.acceptance_hours
         return self.add_hours(arrived, total * self.policy.warn_share), self.add_hours(arrived, total)
+
+    def resolution(self, created: datetime, priority: int, paused_hours: float) -> tuple[datetime | None, datetime | None]:
+        """(warn at, due at) for resolving a ticket of `priority`, later by the working time it has waited."""
+        targets = self.policy.resolution_hours
+        hours = targets[priority - 1] if targets and 1 <= priority <= len(targets) else 0
+        if not hours:
+            return None, None
+        return (self.add_hours(created, hours * self.policy.warn_share + paused_hours),
+                self.add_hours(created, hours + paused_hours))
 
     def stale(self, waiting_since: datetime, status: str = "feedback") -> tuple[datetime | None, datetime | None]:
         """(remind at, close at) for a ticket in `status` that has awaited its requester since `waiting_since`.

@@ -11,7 +11,7 @@ from maildesk.core.decision import Notice
 
 log = logging.getLogger("maildesk.housekeeping")
 
-JOBS = ("stale_close", "stale_remind", "sla_warning", "sla_breach")
+JOBS = ("stale_close", "stale_remind", "sla_warning", "sla_breach", "resolve_warning", "resolve_breach")
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,16 @@ def change_for(job: str, item: DueTicket, now: datetime, policy: HousekeepingPol
         return DueChange(job, marks={"accept_breached_at": now}, event=("sla_breach", {"due": item.due_at.isoformat()}),
                          notices=(Notice("sla_breach", "supervisor", {
                              "deadline": local(item.due_at), "elapsed": _hours(policy.acceptance_hours)}),))
+    if job == "resolve_warning":
+        if item.next_due is not None and item.next_due <= now:
+            return None  # past the target itself only the breach is due
+        deadline = item.next_due or item.due_at
+        return DueChange(job, marks={"resolve_warned_at": now}, event=("resolve_warning", {"due": deadline.isoformat()}),
+                         notices=(Notice("sla_warning", "agents", {"deadline": local(deadline), "stage": "resolution"}),))
+    if job == "resolve_breach":
+        return DueChange(job, marks={"resolve_breached_at": now}, event=("resolve_breach", {"due": item.due_at.isoformat()}),
+                         notices=(Notice("sla_breach", "supervisor", {"deadline": local(item.due_at),
+                                                                      "stage": "resolution"}),))
     raise ValueError(f"unknown job {job!r}")
 
 

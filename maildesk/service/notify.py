@@ -226,7 +226,8 @@ class NoticeComposer:
         if event == "agent_command_error":
             return {"errors": list(given.get("errors", []))}
         if event in ("sla_warning", "sla_breach"):
-            return {"elapsed": str(given.get("elapsed", "")), "deadline": str(given.get("deadline", ""))}
+            return {"elapsed": str(given.get("elapsed", "")), "deadline": str(given.get("deadline", "")),
+                    "stage": str(given.get("stage", "acceptance"))}
         if event == "outbox_held":
             return {key: given[key] for key in ("recipient", "count", "period", "held_subject")}
         return {}

@@ -342,3 +342,39 @@ def test_the_reminder_words_the_coming_close(status: str, close_reason: str, wor
     for part in (rendered.text, rendered.html):
         assert wording in part and "26.03.2025" in part
         assert ("решённая" in part) is (wording == "закрыта как решённая")
+
+
+def test_a_resolution_target_is_warned_breached_and_paused_in_feedback(make_app: Any, clock: Any) -> None:
+    app = make_app(sla={"resolution_hours": [1.0, 0.0, 2.0, 0.0]})  # priority 3 (the default): 2 working hours
+    at(clock, 2026, 11, 30, 10, 0)  # Monday
+    number = ingest_bytes(app, make_mail()).ticket
+    deliver(app)
+    ingest_bytes(app, make_mail(sender=AGENT, subject=f"Re: [СТП #{number}] карта", body="/status in_progress"))
+    at(clock, 2026, 11, 30, 11, 30)  # 75 % of the target
+    assert [e["job"] for e in housekeeping_pass(app)] == ["resolve_warning"]
+    warning = deliver(app)[-1]
+    assert AGENT in warning["To"] and "Срок решения истекает 30.11.2026 12:00" in str(warning["Subject"])
+    assert "с приоритетом «Обычный»" in warning.get_body(("plain",)).get_content()
+
+    ingest_bytes(app, make_mail(sender=AGENT, subject=f"Re: [СТП #{number}] карта", body="/feedback Номер кабинета?"))
+    at(clock, 2026, 11, 30, 16, 0)  # in feedback from 11:30: the clock stands
+    assert housekeeping_pass(app) == []
+    ingest_bytes(app, make_mail(subject=f"Re: [СТП #{number}] карта", body="Кабинет 12."))
+    at(clock, 2026, 11, 30, 16, 29)  # 4 h 30 min paused: due 16:30
+    assert housekeeping_pass(app) == []
+    at(clock, 2026, 11, 30, 16, 30)
+    assert [e["job"] for e in housekeeping_pass(app)] == ["resolve_breach"]
+    breach = deliver(app)[-1]
+    assert SUPERVISOR in breach["To"] and "Нарушен срок решения" in str(breach["Subject"])
+    assert events(app, number).count("resolve_breach") == 1 and housekeeping_pass(app) == []
+
+
+def test_a_priority_without_a_target_has_no_resolution_due(make_app: Any, clock: Any) -> None:
+    app = make_app(sla={"resolution_hours": [1.0, 0.0, 2.0, 0.0]})
+    at(clock, 2026, 11, 30, 10, 0)
+    number = ingest_bytes(app, make_mail()).ticket
+    ingest_bytes(app, make_mail(sender="sidorova@miac.sev.gov.ru", subject=f"Re: [СТП #{number}] карта",
+                                body="/impact tweak\n/priority 4"))
+    assert show_ticket(app.engine, number)["priority"] == 4
+    at(clock, 2026, 12, 10, 10, 0)
+    assert not {"resolve_warning", "resolve_breach"} & {e["job"] for e in housekeeping_pass(app)}
