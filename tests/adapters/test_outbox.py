@@ -62,6 +62,14 @@ def sink() -> Iterator[tuple[Sink, int]]:
     controller.stop()
 
 
+def requests(app: Any, count: int, clock: Any = None) -> None:
+    """`count` new requests from the same requester (two notices each), a second apart when a clock is given."""
+    for i in range(count):
+        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+        if clock is not None:
+            clock.advance(seconds=1)
+
+
 def worker(app: Any, port: int, cap: int = 40) -> OutboxWorker:
     return OutboxWorker(app.engine, SmtpTransport("127.0.0.1", port, timeout=5), DESK, cap_per_day=cap,
                         composer=app.composer)
@@ -116,9 +124,7 @@ def test_permanent_refusal_is_recorded_on_the_ticket(app: Any, sink: tuple[Sink,
 
 def test_per_recipient_cap_holds_automatic_mail(app: Any, sink: tuple[Sink, int], clock: Any) -> None:
     handler, port = sink
-    for i in range(3):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
-        clock.advance(seconds=1)
+    requests(app, 3, clock)
     worker(app, port, cap=2).deliver_due(clock.now())
     to_requester = [rcpts for _, rcpts, _ in handler.messages if rcpts == [REQUESTER]]
     assert len(to_requester) == 2
@@ -133,8 +139,7 @@ def test_per_recipient_cap_holds_automatic_mail(app: Any, sink: tuple[Sink, int]
 
 def test_two_workers_never_send_one_row_twice(app: Any, sink: tuple[Sink, int]) -> None:
     handler, port = sink
-    for i in range(10):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    requests(app, 10)
     workers = [worker(app, port, cap=100), worker(app, port, cap=100)]
     workers[1].owner = "other-instance"
     barrier = threading.Barrier(2)
@@ -167,9 +172,7 @@ def test_hostile_subject_and_name_cannot_inject_headers(app: Any, sink: tuple[Si
 
 def test_held_mail_alerts_the_agents_once_a_day(app: Any, sink: tuple[Sink, int], clock: Any) -> None:
     handler, port = sink
-    for i in range(4):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
-        clock.advance(seconds=1)
+    requests(app, 4, clock)
     worker(app, port, cap=2).deliver_due(clock.now())
     held = [r for r in list_outbox(app.engine) if r["state"] == "held"]
     assert len(held) == 2, "the third and fourth notices to the requester wait"
@@ -187,8 +190,7 @@ def test_held_mail_alerts_the_agents_once_a_day(app: Any, sink: tuple[Sink, int]
 
 def test_one_connection_carries_a_pass(app: Any, sink: tuple[Sink, int]) -> None:
     handler, port = sink
-    for i in range(5):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    requests(app, 5)
     assert worker(app, port).deliver_due(app.deps.clock.now()) == 10
     assert len(set(handler.sessions)) == 1
 
@@ -196,8 +198,7 @@ def test_one_connection_carries_a_pass(app: Any, sink: tuple[Sink, int]) -> None
 def test_relay_that_hangs_up_mid_pass_loses_and_doubles_nothing(app: Any, sink: tuple[Sink, int]) -> None:
     handler, port = sink
     handler.hang_up_after = 3
-    for i in range(4):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    requests(app, 4)
     assert worker(app, port).deliver_due(app.deps.clock.now()) == 8
     ids = [msg["Message-ID"] for _, _, msg in handler.messages]
     assert len(ids) == 8 and len(set(ids)) == 8
@@ -221,8 +222,7 @@ def test_relay_down_ends_the_pass_after_one_try(app: Any, clock: Any) -> None:
 
     thread = threading.Thread(target=hang_up, daemon=True)
     thread.start()
-    for i in range(5):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    requests(app, 5)
     try:
         assert worker(app, port).deliver_due(clock.now()) == 0
     finally:
@@ -235,8 +235,7 @@ def test_relay_down_ends_the_pass_after_one_try(app: Any, clock: Any) -> None:
 
 def test_a_stop_ends_the_pass_and_lets_the_rest_go(app: Any, sink: tuple[Sink, int]) -> None:
     handler, port = sink
-    for i in range(3):
-        ingest_bytes(app, make_mail(subject=f"Заявка {i}", body=f"Текст {i}. Телефон: 55-11-2{i}"))
+    requests(app, 3)
     stop = threading.Event()
     stop.set()  # as SIGTERM does while a pass runs
     assert worker(app, port).deliver_due(app.deps.clock.now(), stop=stop) == 0
