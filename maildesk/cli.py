@@ -225,7 +225,7 @@ def _preview_for_ticket(app: Any, event: str, number: int, html: bool) -> int:
 
     from maildesk.adapters.database import session_scope
     from maildesk.adapters.db_models import EventRow, MessageRow, Ticket
-    from maildesk.adapters.store import role_recipients, thread_ids, ticket_snapshot
+    from maildesk.adapters.store import role_recipients, ticket_snapshot, visible_thread
     from maildesk.adapters.templates import sample_context
     from maildesk.core.decision import Notice
     from maildesk.core.ticketref import subject_tag
@@ -259,7 +259,7 @@ def _preview_for_ticket(app: Any, event: str, number: int, html: bool) -> int:
         if notice.to == "sender":  # the agent who would have written: the owner, else the first agent
             agent = snapshot["owner"] or next((a.address for a in app.settings.agents), "")
             recipients = (agent,) if agent else ()
-        target = NoticeTarget(notice, recipients, snapshot, thread_ids(s, number),
+        target = NoticeTarget(notice, recipients, snapshot, visible_thread(s, number, notice, recipients),
                               extra={"refused": sample.get("refused", [])})
     out = app.composer.compose(target, app.deps.clock.now())
     if out is None:

@@ -47,17 +47,21 @@ async def outbox_loop(app: App, stop: asyncio.Event, interval: float = 2.0) -> N
     loop = asyncio.get_running_loop()
     metrics = metrics_for(app)
     halt = threading.Event()  # the pass in the executor sees the stop between two messages
-    asyncio.ensure_future(stop.wait()).add_done_callback(lambda _: halt.set())
-    while not stop.is_set():
-        try:
-            await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now(), limit, halt)
-            metrics.set_component("outbox", not worker.relay_error, worker.relay_error or "delivering")
-        except Exception as exc:
-            log.exception("outbox pass failed; retrying")
-            metrics.set_component("outbox", False, f"pass failed: {exc}"[:300])
-            worker.claimed = 0
-        if worker.claimed < limit:  # a full pass means more are due: go on at once
-            await _wait(stop, interval)
+    watcher = asyncio.ensure_future(stop.wait())
+    watcher.add_done_callback(lambda _: halt.set())
+    try:
+        while not stop.is_set():
+            try:
+                await loop.run_in_executor(None, worker.deliver_due, app.deps.clock.now(), limit, halt)
+                metrics.set_component("outbox", not worker.relay_error, worker.relay_error or "delivering")
+            except Exception as exc:
+                log.exception("outbox pass failed; retrying")
+                metrics.set_component("outbox", False, f"pass failed: {exc}"[:300])
+                worker.claimed = 0
+            if worker.claimed < limit:  # a full pass means more are due: go on at once
+                await _wait(stop, interval)
+    finally:
+        watcher.cancel()  # restarted by its supervisor, the loop leaves no waiter behind
 
 
 async def watchdog_loop(app: App, stop: asyncio.Event) -> None:
@@ -122,8 +126,8 @@ def components(settings: Settings) -> dict[str, Component]:
 RELOADED = {
     "maildesk": ("templates_dir",),
     "calendar": ("file", "local_file", "start", "end"),
-    "sla": ("acceptance_hours", "warn_share"),
-    "stale": ("close_after_days", "remind_before_days"),
+    "sla": ("acceptance_hours", "warn_share", "resolution_hours"),
+    "stale": ("close_after_days", "remind_before_days", "close_resolved_on_silence"),
 }
 
 
@@ -167,6 +171,11 @@ def reload(app: App, config_path: str | None) -> bool:
     unapplied = _restart_needed(app.settings, settings)
     if unapplied:
         log.warning("changed settings that need a restart to apply: %s", ", ".join(unapplied))
+    # what was applied is what the running daemon now goes by (the scheduler reads these settings)
+    app.settings = dataclasses.replace(app.settings, **{
+        section: dataclasses.replace(getattr(app.settings, section), **{k: getattr(getattr(settings, section), k)
+                                                                        for k in keys})
+        for section, keys in RELOADED.items()})
     return True
 
 

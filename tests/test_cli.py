@@ -116,8 +116,9 @@ def test_quarantine_release_as_json(config: Path) -> None:
     maildesk(config, "ingest", stdin=make_mail(sender="x@evil.example", subject="Спам", body="Телефон: 1"))
     [entry] = json.loads(maildesk(config, "quarantine", "list", "--json").stdout)
     released = json.loads(maildesk(config, "quarantine", "release", str(entry["id"]), "--json").stdout)
-    assert released == {"id": entry["id"], "outcome": "created", "rule": released["rule"], "ticket": 1,
-                        "quarantine": None, "reasons": released["reasons"]}
+    assert released == {"id": entry["id"], "outcome": "created", "rule": "ticket.new", "ticket": 1,
+                        "quarantine": None, "reasons": []}
+    assert json.loads(maildesk(config, "tickets", "show", "1", "--json").stdout)["subject"] == "Спам"
     again = maildesk(config, "quarantine", "release", str(entry["id"]), "--json", check=False)
     assert again.returncode == 1 and b"is released, not held" in again.stderr
 

@@ -311,7 +311,12 @@ def test_ready_is_sent_only_once_the_receiver_has_bound(make_settings: Any, tmp_
                 return messages
 
     async def body(stop: Any) -> None:
-        await asyncio.sleep(1.5)
+        for _ in range(200):  # until the receiver has tried to bind and failed
+            if any(r.getMessage().startswith("smtp failed") for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the receiver never tried the taken port")
         assert "READY=1" not in received(), "not ready while SMTP cannot listen"
         squatter.close()  # the receiver's next retry binds
         for _ in range(150):

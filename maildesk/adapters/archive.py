@@ -6,7 +6,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+
+RECENT_SECONDS = 60.0  # a file written this recently may still lack its directory's fsync
 
 
 class ArchiveError(OSError):
@@ -30,10 +34,15 @@ class MailArchive:
         """
         digest = hashlib.sha256(data).hexdigest()
         final = self._path(digest)
-        if final.exists():
-            # it may have just been renamed into place by another worker whose directory fsync
-            # has not happened yet: make sure the name is on disk before a commit refers to it
-            fsync_dir(final.parent)
+        try:
+            written = final.stat().st_mtime
+        except FileNotFoundError:
+            written = None
+        if written is not None:
+            # one just renamed into place by another worker may await its directory fsync: make
+            # sure the name is on disk before a commit refers to it (an older one long is)
+            if time.time() - written < RECENT_SECONDS:
+                fsync_dir(final.parent)
             return digest
         try:
             write_atomic(final, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -16,6 +17,8 @@ from maildesk.core.deadlines import WorkClock
 from maildesk.core.lifecycle import WAITING_STATUSES
 from maildesk.service.housekeeping import DueChange, DueTicket
 from maildesk.service.ports import Composer, NoticeTarget
+
+log = logging.getLogger("maildesk.housekeeping")
 
 _ACTIVE = Ticket.status.in_(("new", "assigned", "in_progress"))  # in feedback and resolved the clocks stand
 _ACTIVE_UNACCEPTED = sa.and_(Ticket.accepted_at.is_(None), _ACTIVE)
@@ -78,8 +81,14 @@ class SqlHousekeepingStore:
         with session_scope(self.engine) as s:
             applied = []
             for item, change in changes:
-                with s.begin_nested():
-                    applied.append(self._apply_one(s, item, change, now, composer))
+                try:
+                    with s.begin_nested():
+                        applied.append(self._apply_one(s, item, change, now, composer))
+                except sa.exc.OperationalError:
+                    raise  # the store's trouble: the whole pass is tried again later
+                except Exception:  # this ticket's own (a template that fails on it): the others go on
+                    log.exception("%s of ticket %s not applied; tried again on the next pass", change.job, item.number)
+                    applied.append(False)
             return applied
 
     def _apply_one(self, s: Any, item: DueTicket, change: DueChange, now: datetime, composer: Composer) -> bool:

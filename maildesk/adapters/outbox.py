@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 30
 CAP_PERIOD = timedelta(days=1)
 RECORD_EVERY = 25  # results written back per transaction: a crash re-sends at most this many (same Message-ID)
+PASS_SECONDS = LEASE.total_seconds() / 2  # a pass stops taking rows in time for its leases to outlast the sends
 
 
 def backoff(attempts: int) -> timedelta:
@@ -80,28 +82,30 @@ class OutboxWorker:
         """
         rows, sent_today = self._claim(now, limit)
         self.claimed = len(rows)
-        if not rows:
-            return 0
-        results: list[_Result] = []
+        pending: list[_Result] = []
         sent = 0
-        with self.transport:
-            for index, row in enumerate(rows):
-                if stop is not None and stop.is_set():
-                    results += [_Result(r, "release") for r in rows[index:]]
-                    break
-                result = self._attempt(row, sent_today)
-                results.append(result)
-                sent += result.state == "sent"
-                if result.state == "sent":
-                    self.relay_error = ""
-                if result.relay_down:
-                    self.relay_error = result.error
-                    results += [_Result(r, "retry", result.error) for r in rows[index + 1:]]
-                    break
-                if len(results) >= RECORD_EVERY:
-                    self._record(results, now)
-                    results = []
-        self._record(results, now)
+        began = time.monotonic()
+        try:
+            with self.transport:
+                for index, row in enumerate(rows):
+                    if (stop is not None and stop.is_set()) or time.monotonic() - began > PASS_SECONDS:
+                        # stopping, or the lease could run out before the rest is reached: let them go
+                        pending += [_Result(r, "release") for r in rows[index:]]
+                        break
+                    result = self._attempt(row, sent_today)
+                    pending.append(result)
+                    if result.state == "sent":
+                        sent += 1
+                        self.relay_error = ""
+                    if result.relay_down:
+                        self.relay_error = result.error
+                        pending += [_Result(r, "retry", result.error) for r in rows[index + 1:]]
+                        break
+                    if len(pending) >= RECORD_EVERY:
+                        self._record(pending, now)
+                        pending = []
+        finally:  # what went out is recorded even when something unforeseen ends the pass
+            self._record(pending, now)
         return sent
 
     def _claim(self, now: datetime, limit: int) -> tuple[list[_Due], Counter[str]]:
@@ -135,6 +139,9 @@ class OutboxWorker:
             return _Result(row, "retry", str(exc), relay_down=True)
         except TemporaryDeliveryFailure as exc:
             return _Result(row, "retry", str(exc))
+        except Exception as exc:  # a fault of this message's (or ours): tried again later, failed in the end
+            log.exception("outbox %s could not be sent", row.id)
+            return _Result(row, "retry", f"{type(exc).__name__}: {exc}")
         if row.automatic:
             sent_today.update(r.lower() for r in row.recipients)
         return _Result(row, "sent")

@@ -17,6 +17,7 @@ from maildesk.adapters.db_models import (
     ProcessedMail, QuarantineEntry, Ticket,
 )
 from maildesk.core.deadlines import WorkClock
+from maildesk.core.decide import organisation_key
 from maildesk.core.decision import Context, Notice, TicketView, Triage
 from maildesk.core.lifecycle import WAITING_STATUSES
 from maildesk.core.model import MailKind, Outcome, Reason
@@ -95,7 +96,6 @@ class StoreTx:
         s = self.s
         # The contact's organisation is what a form said («МО:»): display data that anyone can
         # type, so it is no key for write permission. decide() compares mail domains instead.
-        sender_org = None
         ticket, signal = None, None
         for ref in triage.refs:
             number = ref.number if ref.number is not None else _ticket_of_message_id(s, ref.value)
@@ -115,7 +115,7 @@ class StoreTx:
         if triage.mail.message_id:
             found = s.exec(select(ProcessedMail.key).where(ProcessedMail.message_id == triage.mail.message_id)).first()
             reused = found is not None
-        return Context(ticket, signal, sender_org, bounced, reused)
+        return Context(ticket, signal, bounced_ticket=bounced, message_id_reused=reused)
 
     def apply(self, incoming: Incoming, now: datetime, composer: Composer) -> IngestResult:
         return _Apply(self.s, incoming, now, composer, self.work, self.shared_domains).run()
@@ -135,7 +135,7 @@ def _view(s: Session, row: Ticket) -> TicketView:
     participants = s.exec(select(Participant.email).where(Participant.ticket_id == row.id)).all()
     return TicketView(
         row.id or 0, row.status, row.subject, requester.email if requester else "",
-        row.organisation_id, tuple(participants), row.owner, row.impact, row.priority,
+        tuple(participants), row.owner, row.impact, row.priority,
     )
 
 
@@ -416,7 +416,7 @@ class _Apply:
             else:
                 ids = visible_thread(self.s, self.ticket.id, notice, recipients) if self.ticket and self.ticket.id else ()
             target = NoticeTarget(notice, recipients, snapshot, ids, self.inc.mail, extra)
-            emit(self.s, self.ticket, target, self.composer, self.now)
+            emit(self.s, self.ticket, target, self.composer, self.now, find_thread=False)
 
     def _recipients(self, notice: Notice, snapshot: dict[str, Any] | None) -> tuple[str, ...]:
         if notice.to == "sender":
@@ -486,10 +486,9 @@ def open_tickets_of(s: Session, email: str, name: str, shared_domains: tuple[str
     open_q = select(Ticket, Contact).join(Contact, Contact.id == Ticket.requester_id).where(Ticket.status != "closed")
     own = s.exec(open_q.where(Ticket.requester_id == (contact.id if contact else -1)).order_by(Ticket.id)).all()
     org = s.get(Organisation, contact.organisation_id) if contact and contact.organisation_id else None
-    domain = email.rpartition("@")[2].lower()
+    domain = organisation_key(email, shared_domains)  # as for write permission
     colleagues = s.exec(open_q.where(sa.func.lower(Contact.email).like(f"%@{domain}"), Contact.email != email)
-                        .order_by(Ticket.id).limit(100)).all() if domain and domain not in {
-        d.lower() for d in shared_domains} else []
+                        .order_by(Ticket.id).limit(100)).all() if domain else []
 
     def row(ticket: Ticket, requester: Contact) -> dict[str, Any]:
         return {"number": ticket.id, "subject": ticket.subject, "status": ticket.status, "created_at": ticket.created_at,
@@ -511,11 +510,15 @@ def role_recipients(s: Session, notice: Notice, snapshot: dict[str, Any] | None)
     return (notice.to,)
 
 
-def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Composer, now: datetime) -> None:
-    """Compose one notice and queue it in the outbox, in the caller's transaction."""
+def emit(s: Session, ticket: Ticket | None, target: NoticeTarget, composer: Composer, now: datetime,
+         find_thread: bool = True) -> None:
+    """Compose one notice and queue it in the outbox, in the caller's transaction.
+
+    With `find_thread` the notice's thread is read here when the caller brought none.
+    """
     if not target.recipients and target.notice.to not in AGENT_ROLES:
         return
-    if ticket is not None and ticket.id and not target.thread_ids:
+    if find_thread and ticket is not None and ticket.id and not target.thread_ids:
         target = replace(target, thread_ids=visible_thread(s, ticket.id, target.notice, target.recipients))
     out = composer.compose(target, now)
     if out is None:

@@ -28,8 +28,6 @@ class DecidePolicy:
     agents: tuple[AgentRef, ...] = ()
     # mail domains that no single organisation owns: never an organisation key
     shared_domains: tuple[str, ...] = ("sev.gov.ru",)
-    # a mail domain → organisation key, for an organisation with several domains; else the domain itself
-    organisation_domains: tuple[tuple[str, str], ...] = ()
 
 
 def decide(triage: Triage, context: Context, policy: DecidePolicy) -> Decision:
@@ -111,13 +109,12 @@ def _automatic_ticket(t: Triage, c: Context, policy: DecidePolicy) -> int | None
     return None
 
 
-def organisation_key(address: str | None, policy: DecidePolicy) -> str | None:
-    """The organisation an authorized address belongs to, from its mail domain; None when unknown."""
+def organisation_key(address: str | None, shared_domains: tuple[str, ...]) -> str | None:
+    """The organisation an authorized address belongs to: its mail domain, unless one no single organisation owns."""
     domain = (address or "").rpartition("@")[2].lower()
-    if not domain or domain in {d.lower() for d in policy.shared_domains}:
+    if not domain or domain in {d.lower() for d in shared_domains}:
         return None
-    mapped = {k.lower(): v for k, v in policy.organisation_domains}
-    return mapped.get(domain, domain)
+    return domain
 
 
 def _may_write(t: Triage, c: Context, policy: DecidePolicy) -> bool:
@@ -128,8 +125,8 @@ def _may_write(t: Triage, c: Context, policy: DecidePolicy) -> bool:
     if not policy.same_organisation_may_write:
         return False
     # the requester's address passed the sender check when the ticket was filed; the form's МО never counts
-    own = organisation_key(t.sender, policy)
-    return own is not None and own == organisation_key(ticket.requester, policy)
+    own = organisation_key(t.sender, policy.shared_domains)
+    return own is not None and own == organisation_key(ticket.requester, policy.shared_domains)
 
 
 def _refusal_notices(t: Triage) -> tuple[Notice, ...]:

@@ -41,7 +41,6 @@ class TicketView:
     status: str
     subject: str
     requester: str
-    requester_org: int | None
     participants: tuple[str, ...] = ()
     owner: str | None = None
     impact: str | None = None
@@ -54,7 +53,6 @@ class Context:
 
     ticket: TicketView | None = None
     signal: TicketRef | None = None
-    sender_org: int | None = None
     bounced_ticket: int | None = None
     message_id_reused: bool = False  # another message with this Message-ID was seen
 

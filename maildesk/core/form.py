@@ -95,7 +95,7 @@ _LABELS: tuple[tuple[str | None, str], ...] = (
 _LINE = re.compile(
     r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?:"
     + "|".join(f"(?P<l{i}>{label})" for i, (_, label) in enumerate(_LABELS))
-    + r")\s*(?:\([^)\n]*\))?\s*(?:[:\-–—\t]|$)(?P<value>.*)$", re.I)
+    + r")[ \t]*(?:\([^)\n]*\)[ \t]*)?(?:[:\-–—\t]|$)(?P<value>.*)$", re.I)
 # Labels as words, for the one-typo match (labels of six letters or more only): a line
 # must still look like a field, a few words of letters and then a colon, tab or dash.
 _FUZZY_LABELS: tuple[tuple[str, str], ...] = tuple(
@@ -121,8 +121,8 @@ _FUZZY_INDEX: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
     for key, label in _FUZZY_LABELS for end in ("^" + label[:2], "$" + label[-2:])
 })
 _WORD = re.compile(r"[^\W\d_]+")
-_FUZZY_LINE = re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?P<label>[^\W\d_]+(?:[ ,/]+[^\W\d_]+){0,4})\s*"
-                         r"(?:\([^)\n]*\))?\s*(?:[:\t]|\s[-–—]\s)(?P<value>.*)$")
+_FUZZY_LINE = re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-–—•*·]\s*)?(?P<label>[^\W\d_]+(?:[ ,/]+[^\W\d_]+){0,4})"
+                         r"[ \t]*(?:\([^)\n]*\)[ \t]*)?(?:[:\t]|\s[-–—]\s)(?P<value>.*)$")
 _MULTILINE = frozenset({"steps", "error_text"})
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])\+?\(?\d[\d \t\-()\u2011\u00a0]{1,20}\d(?!\d)")
 _PHONE_CUE = re.compile(r"(?<!\w)(?:тел|телефона?|моб|доб|вн|внутр|факс)\.?\s*[:.]?\s*$", re.I)

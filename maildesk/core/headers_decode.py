@@ -30,13 +30,13 @@ def clean_header_text(text: str) -> str:
 # RFC 2047 encoded-word.  The text may hold spaces: broken mailers write them and
 # every client still decodes the word.
 _EW = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
-_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+FOLD = re.compile(rb"\r?\n(?=[ \t])")  # the line break of a folded header field
 _NEWLINES = re.compile(rb"[\r\n]+")
 
 
 def unfold(raw: bytes) -> bytes:
     """RFC 5322 unfolding: remove the line break, keep the whitespace after it."""
-    return _NEWLINES.sub(b"", _FOLD.sub(b"", raw))
+    return _NEWLINES.sub(b"", FOLD.sub(b"", raw))
 
 
 def _ew_bytes(encoding: bytes, text: bytes) -> bytes:
@@ -275,7 +275,7 @@ def _unsafe_spec_bytes(raw: bytes) -> bool:
     """
     if not _UNSAFE_SPEC.search(raw.decode("latin-1")):
         return False
-    tokens, _ = _tokens(_FOLD.sub(b"", raw).decode("latin-1"))
+    tokens, _ = _tokens(FOLD.sub(b"", raw).decode("latin-1"))
     for item in _items(tokens):
         angles = [t for t in item if t.kind == "angle"]
         spec = angles if angles else [t for t in item if t.kind != "comment"]

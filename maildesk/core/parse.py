@@ -46,6 +46,7 @@ from mailparser.dates import parse_mail_date
 
 from maildesk.core.charset_guess import Hints, resolve_charset
 from maildesk.core.headers_decode import (
+    FOLD,
     decode_header_text,
     format_address_list,
     parse_address_list,
@@ -79,7 +80,6 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 _FIELD_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 _FROM_FIELD = re.compile(rb"from[ \t]*:", re.I)
 _AUTH_RESULTS = "authentication-results"
-_FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def _from_after_broken_line(raw: bytes) -> bool:
 def _header_value(name: str, value: bytes, hint: Hints) -> str:
     """A header value for `InboundMail.headers`: decoded text, or for Authentication-Results as written."""
     if name.lower() == _AUTH_RESULTS:
-        return _FOLD.sub(b"", value).decode("latin-1")
+        return FOLD.sub(b"", value).decode("latin-1")
     return decode_header_text(value, hint)
 
 

@@ -80,6 +80,7 @@ class _Job:
     done: Future = field(default_factory=Future)
     prepared: Prepared | None = None  # set by the writer once the preparation is in
     retried: bool = False  # sent to a new worker once already, after its worker process died
+    generation: int = 0  # which set of worker processes it went to
 
     def __post_init__(self) -> None:
         # running from the start: a caller that gives up (a dropped SMTP session cancels its
@@ -115,6 +116,8 @@ class IngestPipeline:
         self.workers = workers or os.cpu_count() or 1
         self.prepare_timeout = prepare_timeout
         self.pool = _executor(self.workers)
+        self.generation = 0  # counts the pools; a job on the one we killed ourselves is not to blame
+        self.killed_generation = -1
         self._pool_lock = threading.Lock()
         self.queue: queue.Queue[_Job | None] = queue.Queue()
         self.writer = threading.Thread(target=self._write_loop, name="maildesk-writer", daemon=True)
@@ -127,21 +130,25 @@ class IngestPipeline:
 
     def submit(self, raw: bytes, envelope: Envelope) -> Future:
         # queued at once, in arrival order: the writer commits in that order whatever finishes parsing first
-        job = _Job(raw, envelope, self._prepare(raw, envelope))
+        preparing, generation = self._prepare(raw, envelope)
+        job = _Job(raw, envelope, preparing, generation=generation)
         self.queue.put(job)
         return job.done
 
-    def _prepare(self, raw: bytes, envelope: Envelope) -> Future:
+    def _prepare(self, raw: bytes, envelope: Envelope) -> tuple[Future, int]:
         with self._pool_lock:
             try:
-                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive)
+                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive), self.generation
             except BrokenProcessPool:  # a worker died (killed, out of memory): carry on with new ones
                 self._renew_pool()
-                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive)
+                return self.pool.submit(prepare, raw, envelope, self.deps.policy, self.deps.archive), self.generation
 
     def _renew_pool(self, kill: bool = False) -> None:
         """Replace the workers; with `kill`, stop the old ones first (one of them is stuck)."""
         old, self.pool = self.pool, _executor(self.workers)
+        if kill:
+            self.killed_generation = self.generation
+        self.generation += 1
         if kill:  # ProcessPoolExecutor cannot cancel a running call: its processes are stopped instead
             for process in list((getattr(old, "_processes", None) or {}).values()):
                 process.kill()
@@ -169,11 +176,15 @@ class IngestPipeline:
                 job.prepared = job.preparing.result()
                 return True
             if isinstance(error, BrokenProcessPool):
+                if job.generation == self.killed_generation:  # stopped with a stuck neighbour: not its fault
+                    job.preparing, job.generation = self._prepare(job.raw, job.envelope)
+                    continue
                 if job.retried:
                     log.error("message %s: the parser process died on it twice; held in quarantine", _key(job))
                     return self._hold(job, PARSER_DIED)
                 log.warning("a parser process died; message %s goes to a new one", _key(job))
-                job.retried, job.preparing = True, self._prepare(job.raw, job.envelope)
+                job.retried = True
+                job.preparing, job.generation = self._prepare(job.raw, job.envelope)
                 continue
             log.error("message not taken, will be retried: %s", error)
             job.done.set_exception(_as_failure(error))
@@ -255,7 +266,7 @@ class IngestPipeline:
                     self.deps.on_result(outcome, job.prepared.envelope, job.prepared.size)
 
     def _set_aside(self, tx: Any, p: Prepared, error: Exception, now: Any) -> IngestResult | BaseException:
-        reason = Reason("ingest.failed", f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
+        reason = internal_failure("apply", error)
         try:
             with tx.savepoint():
                 return self._apply(tx, replace(p, triage=None, limit=reason, attachment_shas=()), now)

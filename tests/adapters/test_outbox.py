@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import itertools
 import email.policy
 import socket
 import threading
@@ -29,6 +30,13 @@ class Sink:
         self.answer: str | None = None  # e.g. "451 4.3.0 try later"; None accepts
         self.hang_up_after: int | None = None  # close the connection after this many messages on it
         self.lock = threading.Lock()
+        self.numbers = itertools.count(1)
+
+    def _number(self, session: Any) -> int:
+        """A connection's own number (an id() could be reused once a closed session is freed)."""
+        if not hasattr(session, "sink_number"):
+            session.sink_number = next(self.numbers)
+        return session.sink_number
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.answer:
@@ -36,11 +44,11 @@ class Sink:
         with self.lock:
             msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
-            self.sessions.append(id(session))
+            self.sessions.append(self._number(session))
         return "250 2.0.0 queued"
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if self.hang_up_after is not None and self.sessions.count(id(session)) >= self.hang_up_after:
+        if self.hang_up_after is not None and self.sessions.count(self._number(session)) >= self.hang_up_after:
             server.transport.close()  # enough on this connection: dropped without a word, as relays do
         envelope.mail_from = address
         return "250 OK"
@@ -186,6 +194,14 @@ def test_held_mail_alerts_the_agents_once_a_day(app: Any, sink: tuple[Sink, int]
     assert REQUESTER in text and "2 автоматических письма" in text
     events = show_ticket(app.engine, held[0]["ticket"])["events"]
     assert "mail_held" in [e["action"] for e in events]
+
+    requests(app, 1, clock)  # held too, the same day: no second alert
+    worker(app, port, cap=2).deliver_due(clock.now())
+    assert [r["event"] for r in list_outbox(app.engine)].count("outbox_held") == 1
+    clock.advance(days=1, minutes=1)  # a new day: two go out, the third is held and told of again
+    requests(app, 3, clock)
+    worker(app, port, cap=2).deliver_due(clock.now())
+    assert [r["event"] for r in list_outbox(app.engine)].count("outbox_held") == 2
 
 
 def test_one_connection_carries_a_pass(app: Any, sink: tuple[Sink, int]) -> None:

@@ -17,8 +17,7 @@ AGENTS = (FIRST, SECOND, BOSS)
 
 
 def ticket(**kw: Any) -> TicketView:
-    values: dict[str, Any] = {"number": 5, "status": "in_progress", "subject": "Карта", "requester": "r@gb1.sev.gov.ru",
-                              "requester_org": None}
+    values: dict[str, Any] = {"number": 5, "status": "in_progress", "subject": "Карта", "requester": "r@gb1.sev.gov.ru"}
     return TicketView(**{**values, **kw})
 
 
